@@ -1,0 +1,330 @@
+"""Dialogue → token windows in the SLLM's new-token space.
+
+Every utterance becomes ``[u_1 … u_n, <audio_end>]``; the emotion of the
+utterance is read at its ``<audio_end>`` position. Gold emotion labels are
+kept *beside* the tokens (for the losses and the metrics) and never enter a
+window, so no evaluation can leak them into the model's input.
+
+Authors
+ * speechbrain_dpm developers 2026
+"""
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+
+
+class TokenSpace:
+    """Ids of the new tokens: K units, ``<audio_end>``, C emotions.
+
+    Arguments
+    ---------
+    n_units : int
+        Size of the unit codebook (K).
+    n_emotions : int
+        Number of emotion classes (C).
+
+    Example
+    -------
+    >>> space = TokenSpace(512, 4)
+    >>> space.audio_end, space.emotion(0), space.size
+    (512, 513, 517)
+    """
+
+    def __init__(self, n_units, n_emotions):
+        self.n_units = n_units
+        self.n_emotions = n_emotions
+        self.audio_end = n_units
+        self.size = n_units + 1 + n_emotions
+        self.audio_slice = slice(0, n_units + 1)
+        self.emotion_slice = slice(n_units + 1, self.size)
+
+    def emotion(self, index):
+        """Token id of emotion class ``index``."""
+        return self.n_units + 1 + index
+
+    def is_unit(self, tokens):
+        """Boolean mask of the unit positions of a token tensor."""
+        return tokens < self.n_units
+
+
+@dataclass
+class Utterance:
+    """One utterance of a dialogue, as the SLLM sees it.
+
+    Arguments
+    ---------
+    tokens : torch.LongTensor
+        [n + 1] unit ids followed by ``<audio_end>``.
+    feats : torch.Tensor, optional
+        [n + 1, D] continuous features (zeros at ``<audio_end>``).
+    label : int
+        Gold class index (-1 if unknown); never put into a window.
+    utt_id : str
+        Utterance id.
+    speaker : str
+        Speaker id.
+    """
+
+    tokens: torch.Tensor
+    feats: Optional[torch.Tensor] = None
+    label: int = -1
+    utt_id: str = ""
+    speaker: str = ""
+
+    def __len__(self):
+        return self.tokens.shape[0]
+
+
+def make_utterance(units, feats, space, label=-1, utt_id="", speaker=""):
+    """Appends ``<audio_end>`` to an utterance's units (and zero features).
+
+    Arguments
+    ---------
+    units : torch.LongTensor
+        [n] unit ids.
+    feats : torch.Tensor or None
+        [n, D] continuous features.
+    space : TokenSpace
+        The token space.
+    label : int
+        Gold class index, -1 if unknown.
+    utt_id : str
+        Utterance id.
+    speaker : str
+        Speaker id.
+
+    Returns
+    -------
+    Utterance
+        The utterance.
+
+    Example
+    -------
+    >>> utt = make_utterance(torch.tensor([3, 4]), None, TokenSpace(8, 4))
+    >>> utt.tokens.tolist()
+    [3, 4, 8]
+    """
+    units = units.long()
+    tokens = torch.cat([units, units.new_tensor([space.audio_end])])
+    if feats is not None:
+        feats = torch.cat([feats.float(), feats.new_zeros(1, feats.shape[1])])
+    return Utterance(tokens, feats, label, utt_id, speaker)
+
+
+@dataclass
+class Window:
+    """A token window (one row of a batch) and where its labels sit.
+
+    Arguments
+    ---------
+    tokens : torch.LongTensor
+        [T] ids.
+    feats : torch.Tensor or None
+        [T, D] features.
+    audio_targets : torch.BoolTensor
+        [T] which tokens are audio-loss targets.
+    emo_positions : list of int
+        ``<audio_end>`` positions whose emotion is read or trained.
+    labels : list of int
+        Gold labels of those positions (for losses and metrics only).
+    """
+
+    tokens: torch.Tensor
+    feats: Optional[torch.Tensor]
+    audio_targets: torch.Tensor
+    emo_positions: list[int] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+
+
+def _cat_feats(utts):
+    if utts[0].feats is None:
+        return None
+    return torch.cat([u.feats for u in utts])
+
+
+def context_window(history, utt, n_context):
+    """The last ``n_context`` tokens before ``utt``, then ``utt`` itself.
+
+    Arguments
+    ---------
+    history : list of Utterance
+        Earlier utterances of the dialogue, oldest first.
+    utt : Utterance
+        The current utterance.
+    n_context : int
+        Number of context tokens kept (0: the utterance alone).
+
+    Returns
+    -------
+    Window
+        Tokens, features, the current utterance's units as audio targets,
+        and its ``<audio_end>`` as the emotion position.
+
+    Example
+    -------
+    >>> space = TokenSpace(8, 4)
+    >>> a = make_utterance(torch.tensor([1, 2, 3]), None, space)
+    >>> b = make_utterance(torch.tensor([4]), None, space)
+    >>> context_window([a], b, 2).tokens.tolist()
+    [3, 8, 4, 8]
+    """
+    picked, total = [], 0
+    for prev in reversed(history):
+        if total >= n_context:
+            break
+        picked.append(prev)
+        total += len(prev)
+    picked.reverse()
+    parts = picked + [utt]
+    tokens = torch.cat([u.tokens for u in parts])
+    feats = _cat_feats(parts)
+    start = max(total - n_context, 0)
+    tokens = tokens[start:]
+    feats = feats[start:] if feats is not None else None
+    targets = torch.zeros(tokens.shape[0], dtype=torch.bool)
+    targets[-len(utt) :] = True
+    if targets.shape[0] == len(utt):
+        # With no context the first unit has no predictor.
+        targets[0] = False
+    return Window(tokens, feats, targets, [tokens.shape[0] - 1], [utt.label])
+
+
+def pack_dialogue(utts, max_tokens):
+    """Splits a dialogue into consecutive windows of whole utterances.
+
+    Used for training (every utterance's units are audio targets and every
+    ``<audio_end>`` an emotion position) and by the one-pass strategy.
+    An utterance longer than ``max_tokens`` gets a window of its own, cut to
+    its last ``max_tokens`` tokens.
+
+    Arguments
+    ---------
+    utts : list of Utterance
+        The dialogue, in order.
+    max_tokens : int
+        Maximum window length.
+
+    Returns
+    -------
+    list of Window
+        The windows, in order; together they hold every utterance once.
+
+    Example
+    -------
+    >>> space = TokenSpace(8, 4)
+    >>> utts = [make_utterance(torch.tensor([1, 2]), None, space, 0)] * 3
+    >>> [w.emo_positions for w in pack_dialogue(utts, 6)]
+    [[2, 5], [2]]
+    """
+    windows, group, size = [], [], 0
+    for utt in utts:
+        if group and size + len(utt) > max_tokens:
+            windows.append(_window_of(group, max_tokens))
+            group, size = [], 0
+        group.append(utt)
+        size += len(utt)
+    if group:
+        windows.append(_window_of(group, max_tokens))
+    return windows
+
+
+def _window_of(group, max_tokens):
+    tokens = torch.cat([u.tokens for u in group])
+    feats = _cat_feats(group)
+    cut = max(tokens.shape[0] - max_tokens, 0)
+    tokens = tokens[cut:]
+    feats = feats[cut:] if feats is not None else None
+    targets = torch.ones(tokens.shape[0], dtype=torch.bool)
+    targets[0] = False
+    ends = torch.cumsum(torch.tensor([len(u) for u in group]), 0) - 1 - cut
+    return Window(
+        tokens, feats, targets, ends.tolist(), [u.label for u in group]
+    )
+
+
+def collate_windows(windows):
+    """Pads windows (on the right) into a batch.
+
+    Arguments
+    ---------
+    windows : list of Window
+        The rows.
+
+    Returns
+    -------
+    dict
+        ``tokens`` [B, T], ``feats`` [B, T, D] or None, ``lengths`` [B],
+        ``audio_targets`` [B, T], ``emo_positions`` [B, M] and ``labels``
+        [B, M] (-100 where padded).
+
+    Example
+    -------
+    >>> space = TokenSpace(8, 4)
+    >>> utts = [make_utterance(torch.tensor([1, 2]), None, space, 1)] * 3
+    >>> batch = collate_windows(pack_dialogue(utts, 6))
+    >>> batch["tokens"].shape, batch["labels"].tolist()
+    (torch.Size([2, 6]), [[1, 1], [1, -100]])
+    """
+    size = max(w.tokens.shape[0] for w in windows)
+    n_emo = max(len(w.labels) for w in windows)
+    batch = len(windows)
+    tokens = torch.zeros(batch, size, dtype=torch.long)
+    targets = torch.zeros(batch, size, dtype=torch.bool)
+    positions = torch.zeros(batch, n_emo, dtype=torch.long)
+    labels = torch.full((batch, n_emo), -100, dtype=torch.long)
+    feats = None
+    if windows[0].feats is not None:
+        feats = torch.zeros(batch, size, windows[0].feats.shape[-1])
+    for i, win in enumerate(windows):
+        n = win.tokens.shape[0]
+        tokens[i, :n] = win.tokens
+        targets[i, :n] = win.audio_targets
+        if feats is not None:
+            feats[i, :n] = win.feats
+        m = len(win.labels)
+        positions[i, :m] = torch.tensor(win.emo_positions)
+        labels[i, :m] = torch.tensor(win.labels)
+    lengths = torch.tensor([w.tokens.shape[0] for w in windows])
+    return {
+        "tokens": tokens,
+        "feats": feats,
+        "lengths": lengths,
+        "audio_targets": targets,
+        "emo_positions": positions,
+        "labels": labels,
+    }
+
+
+def group_dialogues(manifest):
+    """Groups a manifest's utterances by dialogue, in turn order.
+
+    Arguments
+    ---------
+    manifest : dict or str
+        A manifest dict (utt id → entry) or the path of its JSON file.
+
+    Returns
+    -------
+    dict
+        dialogue id → list of (utt id, entry), sorted by ``turn_index``.
+
+    Example
+    -------
+    >>> m = {"b": {"dialogue_id": "d", "turn_index": 1},
+    ...      "a": {"dialogue_id": "d", "turn_index": 0}}
+    >>> [u for u, _ in group_dialogues(m)["d"]]
+    ['a', 'b']
+    """
+    if isinstance(manifest, str):
+        with open(manifest, encoding="utf-8") as f:
+            manifest = json.load(f)
+    dialogues = defaultdict(list)
+    for utt_id, entry in manifest.items():
+        dialogues[entry["dialogue_id"]].append((utt_id, entry))
+    for turns in dialogues.values():
+        turns.sort(key=lambda item: item[1]["turn_index"])
+    return dict(sorted(dialogues.items()))

@@ -1,0 +1,472 @@
+"""The emotion speech-LLM (SLLM): a frozen causal LM trunk that reads speech
+units, with new token rows, a projection of continuous speech features and a
+fixed LoRA.
+
+The LLM never sees text tokens. Positions hold tokens of a small *new-token
+space* (see ``speechbrain_dpm.sequence``): K unit tokens, ``<audio_end>`` and
+C emotion tokens. Their input and output rows live here, outside the LLM's
+own vocabulary, so the LLM's embedding matrix and output head stay frozen and
+untouched; the output head is only needed when the audio loss is normalised
+over the full vocabulary (``audio_head="full"``).
+
+Authors
+ * speechbrain_dpm developers 2026
+"""
+
+from collections.abc import Sequence
+from typing import Optional, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from speechbrain_dpm.sequence import TokenSpace
+
+FIXED_ADAPTER = "fixed"
+ALL_LINEAR = (
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "o_proj",
+    "gate_proj",
+    "up_proj",
+    "down_proj",
+)
+
+
+def load_llm(source, torch_dtype=torch.float32):
+    """Loads a causal LM from a cache key, a local folder or a hub id.
+
+    Arguments
+    ---------
+    source : str
+        A key of ``speechbrain_dpm.assets`` (e.g. ``smollm2-135m``), a local
+        HF folder, or (if the user has hub access) a hub id.
+    torch_dtype : torch.dtype
+        The dtype of the weights (float32 on CPU).
+
+    Returns
+    -------
+    transformers.PreTrainedModel
+        The model, in eval mode.
+
+    Example
+    -------
+    >>> llm = load_llm("smollm2-135m")  # doctest: +SKIP
+    """
+    from transformers import AutoModelForCausalLM
+
+    from speechbrain_dpm.assets import resolve_model
+
+    llm = AutoModelForCausalLM.from_pretrained(
+        resolve_model(source), dtype=torch_dtype
+    )
+    return llm.eval()
+
+
+def tiny_llm(hidden_size=32, layers=2, heads=4, vocab_size=64, seed=0):
+    """Builds a tiny randomly initialised Llama, for tests and examples.
+
+    Arguments
+    ---------
+    hidden_size : int
+        Model width.
+    layers : int
+        Number of decoder layers.
+    heads : int
+        Number of attention heads.
+    vocab_size : int
+        Size of the (unused) text vocabulary.
+    seed : int
+        Seed of the initialisation.
+
+    Returns
+    -------
+    transformers.LlamaForCausalLM
+        The model, in eval mode.
+
+    Example
+    -------
+    >>> llm = tiny_llm()
+    >>> llm.config.hidden_size
+    32
+    """
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        max_position_embeddings=4096,
+        tie_word_embeddings=True,
+    )
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        llm = LlamaForCausalLM(config)
+    return llm.eval()
+
+
+def tuner_layers(module):
+    """Yields the peft tuner layers (LoRA-wrapped linears) of a module.
+
+    Arguments
+    ---------
+    module : torch.nn.Module
+        Any module.
+
+    Yields
+    ------
+    peft.tuners.tuners_utils.BaseTunerLayer
+        Each LoRA-wrapped layer.
+    """
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    for sub in module.modules():
+        if isinstance(sub, BaseTunerLayer):
+            yield sub
+
+
+def add_lora_adapter(
+    llm,
+    name,
+    rank,
+    alpha,
+    dropout=0.0,
+    target_modules: Union[str, Sequence[str]] = ALL_LINEAR,
+    layers: Optional[Sequence[int]] = None,
+):
+    """Adds a named LoRA adapter to the linears of an LLM, in place.
+
+    Every adapter already present stays active: peft activates only the
+    newest adapter after an injection, which would silently switch the fixed
+    LoRA off when the temporary one is added.
+
+    Arguments
+    ---------
+    llm : transformers.PreTrainedModel
+        The model (modified in place).
+    name : str
+        Adapter name.
+    rank : int
+        LoRA rank.
+    alpha : float
+        LoRA alpha (scale = alpha / rank).
+    dropout : float
+        Dropout on the LoRA input.
+    target_modules : str or list of str
+        Leaf names of the linears to adapt (``"all-linear"`` for all of the
+        attention and MLP projections).
+    layers : list of int, optional
+        Only adapt these decoder layers.
+
+    Returns
+    -------
+    list of torch.nn.Parameter
+        The parameters of the new adapter.
+
+    Example
+    -------
+    >>> llm = tiny_llm()
+    >>> params = add_lora_adapter(llm, "fixed", rank=4, alpha=4)
+    >>> sum(p.numel() for p in params)
+    4352
+    """
+    import peft
+
+    if target_modules == "all-linear":
+        target_modules = ALL_LINEAR
+    config = peft.LoraConfig(
+        r=rank,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=list(target_modules),
+        layers_to_transform=list(layers) if layers is not None else None,
+    )
+    # peft warns about several adapters on one model: that is the design here.
+    previous = getattr(llm, "peft_config", None)
+    if previous is not None:
+        del llm.peft_config
+    peft.inject_adapter_in_model(config, llm, adapter_name=name)
+    if previous is not None:
+        llm.peft_config = {**previous, name: config}
+    names = sorted(llm.peft_config)
+    for layer in tuner_layers(llm):
+        layer.set_adapter(names)
+    for param in llm.parameters():
+        param.requires_grad_(False)
+    return [p for n, p in llm.named_parameters() if f".{name}." in n]
+
+
+class EmotionSLLM(nn.Module):
+    """Emotion speech-LLM over 25 Hz speech units.
+
+    Input of each audio position = embedding of its unit token (+ a learned
+    projection of the frame's continuous encoder features when
+    ``audio_input="units+continuous"``). The LLM trunk is frozen; trainable
+    are the new token rows (input and output), the feature projection and
+    the fixed LoRA.
+
+    Arguments
+    ---------
+    llm : transformers.PreTrainedModel
+        A causal LM (Llama-like: ``get_decoder()`` gives the trunk).
+    n_units : int
+        Size of the unit codebook (K).
+    n_emotions : int
+        Number of emotion classes (C).
+    feat_dim : int
+        Dimension of the continuous features (ignored for ``units``).
+    audio_input : str
+        ``units+continuous`` (default) or ``units`` (the paper's setting).
+    audio_head : str
+        ``units``: the audio loss normalises over the K unit tokens and
+        ``<audio_end>`` only; ``full``: over the LLM's whole vocabulary plus
+        the new tokens (as in the paper).
+    lora_rank : int
+        Rank of the fixed LoRA (0: no fixed LoRA).
+    lora_alpha : float
+        Alpha of the fixed LoRA.
+    lora_dropout : float
+        Dropout of the fixed LoRA.
+    lora_targets : str or list of str
+        Linears that carry the fixed LoRA.
+
+    Example
+    -------
+    >>> sllm = EmotionSLLM(tiny_llm(), n_units=16, n_emotions=4, feat_dim=8)
+    >>> tokens = torch.tensor([[1, 2, 3, 16]])
+    >>> feats = torch.randn(1, 4, 8)
+    >>> hidden = sllm.hidden_states(tokens, feats)
+    >>> sllm.emotion_logits(hidden[:, -1]).shape
+    torch.Size([1, 4])
+    """
+
+    def __init__(
+        self,
+        llm,
+        n_units,
+        n_emotions,
+        feat_dim=384,
+        audio_input="units+continuous",
+        audio_head="units",
+        lora_rank=16,
+        lora_alpha=16,
+        lora_dropout=0.05,
+        lora_targets="all-linear",
+    ):
+        super().__init__()
+        if audio_input not in ("units", "units+continuous"):
+            raise ValueError(
+                f"audio_input must be 'units' or 'units+continuous', "
+                f"got {audio_input!r}"
+            )
+        if audio_head not in ("units", "full"):
+            raise ValueError(
+                f"audio_head must be 'units' or 'full', got {audio_head!r}"
+            )
+        self.space = TokenSpace(n_units, n_emotions)
+        self.audio_input = audio_input
+        self.audio_head = audio_head
+        self.llm = llm
+        for param in llm.parameters():
+            param.requires_grad_(False)
+        self.fixed_lora = []
+        if lora_rank > 0:
+            self.fixed_lora = add_lora_adapter(
+                llm,
+                FIXED_ADAPTER,
+                lora_rank,
+                lora_alpha,
+                lora_dropout,
+                lora_targets,
+            )
+            for param in self.fixed_lora:
+                param.requires_grad_(True)
+        hidden = llm.config.hidden_size
+        # New rows start at the scale of the LLM's own embeddings, so the
+        # frozen trunk sees inputs of the norm it was trained on.
+        scale = llm.get_input_embeddings().weight.std().item()
+        self.token_embed = nn.Embedding(self.space.size, hidden)
+        nn.init.normal_(self.token_embed.weight, std=scale)
+        self.token_out = nn.Parameter(torch.randn(self.space.size, hidden))
+        nn.init.normal_(self.token_out, std=hidden**-0.5)
+        self.feat_proj = None
+        if audio_input == "units+continuous":
+            self.feat_proj = nn.Sequential(
+                nn.LayerNorm(feat_dim), nn.Linear(feat_dim, hidden)
+            )
+            nn.init.normal_(self.feat_proj[1].weight, std=scale / 4)
+            nn.init.zeros_(self.feat_proj[1].bias)
+
+    def trainable_parameters(self):
+        """Returns the parameters trained with the SLLM (not the memory).
+
+        Returns
+        -------
+        list of torch.nn.Parameter
+            New token rows, feature projection and fixed LoRA.
+        """
+        params = [self.token_embed.weight, self.token_out]
+        if self.feat_proj is not None:
+            params += list(self.feat_proj.parameters())
+        return params + list(self.fixed_lora)
+
+    def embed(self, tokens, feats=None):
+        """Builds the input embeddings of a token window.
+
+        Arguments
+        ---------
+        tokens : torch.LongTensor
+            [B, T] ids of the new-token space.
+        feats : torch.Tensor, optional
+            [B, T, D] continuous features aligned with ``tokens`` (zeros at
+            non-unit positions). Required for ``units+continuous``.
+
+        Returns
+        -------
+        torch.Tensor
+            [B, T, H] input embeddings.
+        """
+        embeds = self.token_embed(tokens)
+        if self.feat_proj is not None:
+            if feats is None:
+                raise ValueError(
+                    "audio_input='units+continuous' needs the continuous "
+                    "features of each unit position (feats)"
+                )
+            is_unit = self.space.is_unit(tokens).unsqueeze(-1)
+            proj = self.feat_proj(feats.to(embeds.dtype))
+            embeds = embeds + proj * is_unit
+        return embeds
+
+    def hidden_states(self, tokens, feats=None, lengths=None):
+        """Runs the trunk (with its active LoRA adapters) on a window.
+
+        Arguments
+        ---------
+        tokens : torch.LongTensor
+            [B, T] ids of the new-token space.
+        feats : torch.Tensor, optional
+            [B, T, D] continuous features.
+        lengths : torch.LongTensor, optional
+            [B] number of real (non-padding) tokens per row; padding is on
+            the right.
+
+        Returns
+        -------
+        torch.Tensor
+            [B, T, H] last hidden states (after the final norm).
+        """
+        mask = None
+        if lengths is not None:
+            steps = torch.arange(tokens.shape[1], device=tokens.device)
+            mask = (steps[None] < lengths[:, None]).long()
+        out = self.llm.get_decoder()(
+            inputs_embeds=self.embed(tokens, feats),
+            attention_mask=mask,
+            use_cache=False,
+        )
+        return out.last_hidden_state
+
+    def emotion_logits(self, hidden):
+        """Emotion logits, restricted to the C emotion tokens.
+
+        Arguments
+        ---------
+        hidden : torch.Tensor
+            [..., H] hidden states at ``<audio_end>`` positions.
+
+        Returns
+        -------
+        torch.Tensor
+            [..., C] logits.
+        """
+        return hidden @ self.token_out[self.space.emotion_slice].T
+
+    def audio_log_probs(self, hidden, targets):
+        """Log-probabilities of target audio tokens.
+
+        Only the rows of the targets' own softmax are computed: the K unit
+        tokens and ``<audio_end>`` with ``audio_head="units"``, the whole
+        vocabulary with ``audio_head="full"``.
+
+        Arguments
+        ---------
+        hidden : torch.Tensor
+            [N, H] hidden states that predict the targets.
+        targets : torch.LongTensor
+            [N] unit or ``<audio_end>`` ids.
+
+        Returns
+        -------
+        torch.Tensor
+            [N] log-probabilities of the targets.
+        """
+        logits = hidden @ self.token_out[self.space.audio_slice].T
+        if self.audio_head == "full":
+            text_logits = self.llm.get_output_embeddings()(hidden)
+            emo_logits = self.emotion_logits(hidden)
+            norm = torch.logsumexp(
+                torch.cat([text_logits, logits, emo_logits], dim=-1), dim=-1
+            )
+        else:
+            norm = torch.logsumexp(logits, dim=-1)
+        return logits.gather(-1, targets[:, None]).squeeze(-1) - norm
+
+    def audio_loss(self, hidden, tokens, target_mask, reduction="mean"):
+        """Next-token loss on the audio tokens selected by ``target_mask``.
+
+        Position t-1 predicts token t; only positions where
+        ``target_mask[:, t]`` is true count, and only their logits are
+        computed.
+
+        Arguments
+        ---------
+        hidden : torch.Tensor
+            [B, T, H] hidden states of the window.
+        tokens : torch.LongTensor
+            [B, T] the window's tokens.
+        target_mask : torch.BoolTensor
+            [B, T] which tokens are targets (never position 0).
+        reduction : str
+            ``mean`` or ``sum``.
+
+        Returns
+        -------
+        torch.Tensor
+            The cross-entropy (nats per target token).
+        """
+        mask = target_mask[:, 1:]
+        pred = hidden[:, :-1][mask]
+        targets = tokens[:, 1:][mask]
+        if targets.numel() == 0:
+            return hidden.sum() * 0.0
+        nll = -self.audio_log_probs(pred, targets)
+        return nll.mean() if reduction == "mean" else nll.sum()
+
+    def emotion_loss(self, hidden, positions, labels):
+        """Cross-entropy of the emotion at given positions.
+
+        Arguments
+        ---------
+        hidden : torch.Tensor
+            [B, T, H] hidden states.
+        positions : torch.LongTensor
+            [B, M] positions of ``<audio_end>`` tokens (padding: any value
+            with label -100).
+        labels : torch.LongTensor
+            [B, M] class indices, -100 to ignore.
+
+        Returns
+        -------
+        torch.Tensor
+            Mean cross-entropy over the labelled positions.
+        """
+        keep = labels >= 0
+        rows = torch.arange(hidden.shape[0], device=hidden.device)
+        rows = rows[:, None].expand_as(positions)[keep]
+        logits = self.emotion_logits(hidden[rows, positions[keep]])
+        return F.cross_entropy(logits, labels[keep])
