@@ -111,7 +111,7 @@ def make_utterance(units, feats, space, label=-1, utt_id="", speaker=""):
     units = units.long()
     tokens = torch.cat([units, units.new_tensor([space.audio_end])])
     if feats is not None:
-        feats = torch.cat([feats.float(), feats.new_zeros(1, feats.shape[1])])
+        feats = torch.cat([feats, feats.new_zeros(1, feats.shape[1])])
     return Utterance(tokens, feats, label, utt_id, speaker)
 
 

@@ -18,6 +18,12 @@ from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
+from speechbrain.utils.checkpoints import (
+    mark_as_loader,
+    mark_as_saver,
+    mark_as_transfer,
+    register_checkpoint_hooks,
+)
 from torch import nn
 
 from speechbrain_dpm.sequence import TokenSpace
@@ -200,6 +206,7 @@ def add_lora_adapter(
     return [p for n, p in llm.named_parameters() if f".{name}." in n]
 
 
+@register_checkpoint_hooks
 class EmotionSLLM(nn.Module):
     """Emotion speech-LLM over 25 Hz speech units.
 
@@ -313,6 +320,58 @@ class EmotionSLLM(nn.Module):
         if self.feat_proj is not None:
             params += list(self.feat_proj.parameters())
         return params + list(self.fixed_lora)
+
+    def trainable_state_dict(self):
+        """The trained tensors only (not the frozen LLM), by name.
+
+        Returns
+        -------
+        dict
+            Parameter name → tensor (detached).
+        """
+        wanted = {id(p) for p in self.trainable_parameters()}
+        return {
+            name: param.detach()
+            for name, param in self.named_parameters()
+            if id(param) in wanted
+        }
+
+    @mark_as_saver
+    def save(self, path):
+        """Saves the trained tensors (checkpoints stay small)."""
+        torch.save(self.trainable_state_dict(), path)
+
+    @mark_as_transfer
+    @mark_as_loader
+    def load(self, path, end_of_epoch=False):
+        """Loads trained tensors saved by ``save``.
+
+        Raises
+        ------
+        RuntimeError
+            If the file lacks a tensor this model trains or has one it
+            does not know (e.g. another LoRA rank or audio input): loading
+            it silently would leave random weights in place.
+        """
+        del end_of_epoch  # Same state mid-epoch and at the end.
+        state = torch.load(path, map_location="cpu")
+        expected = set(self.trainable_state_dict())
+        missing = sorted(expected - set(state))
+        unknown = sorted(set(state) - expected)
+        if missing or unknown:
+            raise RuntimeError(
+                f"{path}: does not match this model's trained tensors "
+                f"(missing {missing[:3]}, unexpected {unknown[:3]}); check "
+                "n_units, emotions, audio_input and the LoRA settings"
+            )
+        params = dict(self.named_parameters())
+        with torch.no_grad():
+            for name, tensor in state.items():
+                params[name].copy_(tensor)
+
+    def forward(self, tokens, feats=None, lengths=None):
+        """Hidden states of a window batch (see ``hidden_states``)."""
+        return self.hidden_states(tokens, feats, lengths)
 
     def embed(self, tokens, feats=None):
         """Builds the input embeddings of a token window.

@@ -1,0 +1,398 @@
+"""``DPMBrain``: trains the emotion SLLM and evaluates it per dialogue through
+a context strategy.
+
+Training sees dialogues packed into windows of whole utterances (at most
+``n_ctx`` tokens): the loss is L = w_a · L_audio + w_e · L_emotion (the
+paper: ½ and ½), L_audio being next-unit prediction of every utterance from
+what precedes it in the window, L_emotion the cross-entropy of the emotion
+at every ``<audio_end>`` (logits restricted to the emotion tokens).
+
+Evaluation is per dialogue, utterances in order, through a strategy of
+``speechbrain_dpm.context`` (utterance / one_pass / sliding / dpm). Under DDP
+each rank labels a shard of the dialogues and rank 0 gathers them.
+
+Authors
+ * speechbrain_dpm developers 2026
+"""
+
+import json
+import os
+
+import speechbrain as sb
+import torch
+from speechbrain.utils.checkpoints import (
+    mark_as_loader,
+    mark_as_saver,
+    register_checkpoint_hooks,
+)
+from speechbrain.utils.logger import get_logger
+
+from speechbrain_dpm.context import build_strategy
+from speechbrain_dpm.metrics import (
+    accuracy_by_position,
+    classification_metrics,
+    write_results,
+)
+from speechbrain_dpm.sequence import (
+    collate_windows,
+    group_dialogues,
+    make_utterance,
+    pack_dialogue,
+)
+
+logger = get_logger(__name__)
+
+
+@register_checkpoint_hooks
+class RNGState:
+    """Checkpoints torch's global RNG, so a resumed run draws the same
+    dropout masks as an uninterrupted one."""
+
+    @mark_as_saver
+    def save(self, path):
+        """Saves the CPU RNG state."""
+        torch.save(torch.get_rng_state(), path)
+
+    @mark_as_loader
+    def load(self, path, end_of_epoch):
+        """Restores the CPU RNG state."""
+        del end_of_epoch
+        torch.set_rng_state(torch.load(path))
+
+
+def load_dialogues(manifest, emotions, space, with_feats=True):
+    """Loads a units manifest as dialogues of ``Utterance``.
+
+    Arguments
+    ---------
+    manifest : str or dict
+        Manifest (path or dict) whose entries have a ``units`` cache path
+        (see ``speechbrain_dpm.units.extract_units``) and an ``emo`` label.
+    emotions : list of str
+        Class names; the label index is the position in this list.
+    space : speechbrain_dpm.sequence.TokenSpace
+        The token space.
+    with_feats : bool
+        Keep the continuous features (for ``units+continuous``).
+
+    Returns
+    -------
+    list of (str, list of Utterance)
+        (dialogue id, utterances in turn order).
+
+    Raises
+    ------
+    ValueError
+        If an utterance's label is not one of ``emotions``, or an entry has
+        no ``units``; the message names the utterance.
+    """
+    index = {name: i for i, name in enumerate(emotions)}
+    dialogues = []
+    for dia_id, turns in group_dialogues(manifest).items():
+        utts = []
+        for utt_id, entry in turns:
+            if entry.get("emo") not in index:
+                raise ValueError(
+                    f"utterance {utt_id}: label {entry.get('emo')!r} is not "
+                    f"one of {emotions}"
+                )
+            if "units" not in entry:
+                raise ValueError(
+                    f"utterance {utt_id} has no 'units' entry: run the units "
+                    "stage (speechbrain_dpm.units.extract_units) first"
+                )
+            cached = torch.load(entry["units"], map_location="cpu")
+            feats = cached["feats"] if with_feats else None
+            utts.append(
+                make_utterance(
+                    cached["units"],
+                    feats,
+                    space,
+                    label=index[entry["emo"]],
+                    utt_id=utt_id,
+                    speaker=entry.get("speaker", ""),
+                )
+            )
+        dialogues.append((dia_id, utts))
+    return dialogues
+
+
+class WindowDataset(torch.utils.data.Dataset):
+    """Training windows: dialogues packed into windows of whole utterances.
+
+    Arguments
+    ---------
+    dialogues : list of (str, list of Utterance)
+        From ``load_dialogues``.
+    n_ctx : int
+        Maximum tokens per window (0: one utterance per window, the
+        classifier's training).
+
+    Example
+    -------
+    >>> from speechbrain_dpm.sequence import TokenSpace
+    >>> space = TokenSpace(8, 4)
+    >>> utt = make_utterance(torch.tensor([1, 2]), None, space, 0)
+    >>> len(WindowDataset([("d", [utt] * 4)], n_ctx=6))
+    2
+    """
+
+    def __init__(self, dialogues, n_ctx):
+        self.windows = []
+        for _, utts in dialogues:
+            if n_ctx <= 0:
+                self.windows += [pack_dialogue([u], len(u))[0] for u in utts]
+            else:
+                self.windows += pack_dialogue(utts, n_ctx)
+
+    def __len__(self):
+        return len(self.windows)
+
+    def __getitem__(self, index):
+        return self.windows[index]
+
+
+class DPMBrain(sb.Brain):
+    """Trains the emotion SLLM (fixed LoRA + new rows) and evaluates it per
+    dialogue through context strategies.
+
+    Expected ``modules``: ``sllm`` (an ``EmotionSLLM``). Expected hparams:
+    ``audio_loss_weight``, ``emotion_loss_weight``, ``emotions``; optional
+    ``train_logger``.
+    """
+
+    @property
+    def sllm(self):
+        """The EmotionSLLM, unwrapped from DDP if needed."""
+        module = self.modules.sllm
+        return getattr(module, "module", module)
+
+    def init_optimizers(self):
+        """Optimises only the SLLM's trainable parameters."""
+        if self.opt_class is None:
+            return
+        self.optimizer = self.opt_class(self.sllm.trainable_parameters())
+        self.optimizers_dict = {"optimizer": self.optimizer}
+        if self.checkpointer is not None:
+            self.checkpointer.add_recoverable("optimizer", self.optimizer)
+            self.checkpointer.add_recoverable("rng", RNGState())
+
+    def _to_device(self, batch):
+        return {
+            key: val.to(self.device) if torch.is_tensor(val) else val
+            for key, val in batch.items()
+        }
+
+    def compute_forward(self, batch, stage):
+        """Hidden states of the batch's windows."""
+        batch = self._to_device(batch)
+        return self.modules.sllm(
+            batch["tokens"], batch["feats"], batch["lengths"]
+        )
+
+    def compute_objectives(self, predictions, batch, stage):
+        """L = w_a · L_audio + w_e · L_emotion."""
+        batch = self._to_device(batch)
+        hidden = predictions
+        steps = torch.arange(hidden.shape[1], device=self.device)
+        in_window = steps[None] < batch["lengths"][:, None]
+        targets = batch["audio_targets"] & in_window
+        l_audio = self.sllm.audio_loss(hidden, batch["tokens"], targets)
+        l_emo = self.sllm.emotion_loss(
+            hidden, batch["emo_positions"], batch["labels"]
+        )
+        loss = (
+            self.hparams.audio_loss_weight * l_audio
+            + self.hparams.emotion_loss_weight * l_emo
+        )
+        self.loss_parts["audio"] += l_audio.item()
+        self.loss_parts["emotion"] += l_emo.item()
+        self.loss_parts["batches"] += 1
+        if stage != sb.Stage.TRAIN:
+            keep = batch["labels"] >= 0
+            rows = torch.arange(hidden.shape[0], device=self.device)
+            rows = rows[:, None].expand_as(keep)[keep]
+            logits = self.sllm.emotion_logits(
+                hidden[rows, batch["emo_positions"][keep]]
+            )
+            self.valid_true += batch["labels"][keep].tolist()
+            self.valid_pred += logits.argmax(-1).tolist()
+        return loss
+
+    def on_stage_start(self, stage, epoch=None):
+        """Resets the per-stage accumulators."""
+        self.loss_parts = {"audio": 0.0, "emotion": 0.0, "batches": 0}
+        self.valid_true, self.valid_pred = [], []
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        """Logs losses; on validation, UA and a checkpoint kept by UA."""
+        n = max(self.loss_parts["batches"], 1)
+        stats = {
+            "loss": stage_loss,
+            "audio_loss": self.loss_parts["audio"] / n,
+            "emotion_loss": self.loss_parts["emotion"] / n,
+        }
+        if stage == sb.Stage.TRAIN:
+            self.train_stats = stats
+            return
+        if self.valid_true:
+            metrics = classification_metrics(
+                self.valid_true,
+                self.valid_pred,
+                list(self.hparams.emotions),
+            )
+            stats.update(UA=metrics["UA"], WA=metrics["WA"])
+        if stage == sb.Stage.VALID:
+            logger_ = getattr(self.hparams, "train_logger", None)
+            if logger_ is not None:
+                logger_.log_stats(
+                    stats_meta={"epoch": epoch},
+                    train_stats=getattr(self, "train_stats", None),
+                    valid_stats=stats,
+                )
+            if self.checkpointer is not None:
+                self.checkpointer.save_and_keep_only(
+                    meta={"UA": stats.get("UA", 0.0), "epoch": epoch},
+                    max_keys=["UA"],
+                )
+
+    def make_window_loader(self, dialogues, stage, **loader_kwargs):
+        """A dataloader of packed windows (SpeechBrain's samplers, DDP)."""
+        n_ctx = self.hparams.n_ctx
+        if stage == sb.Stage.TRAIN:
+            n_ctx = getattr(self.hparams, "train_n_ctx", n_ctx)
+        loader_kwargs.setdefault("collate_fn", collate_windows)
+        return self.make_dataloader(
+            WindowDataset(dialogues, n_ctx), stage, **loader_kwargs
+        )
+
+    def label_dialogues(self, dialogues, strategy, progressbar=None, **opts):
+        """Labels every utterance of every dialogue with a strategy.
+
+        Under DDP each rank takes every world-size-th dialogue and rank 0
+        receives all; the order of the result does not depend on the
+        number of ranks.
+
+        Arguments
+        ---------
+        dialogues : list of (str, list of Utterance)
+            From ``load_dialogues``.
+        strategy : str
+            ``utterance``, ``one_pass``, ``sliding`` or ``dpm``.
+        progressbar : bool, optional
+            Show a progress bar (default: as the Brain's ``noprogressbar``).
+        **opts
+            Options of the strategy.
+
+        Returns
+        -------
+        list of dict
+            Per utterance: ``utt_id``, ``dialogue_id``, ``position``,
+            ``label``, ``pred``, ``probs``; plus ``records`` (memory
+            diagnostics) as the last element's key when the strategy has
+            them.
+        """
+        from tqdm import tqdm
+
+        self.modules.eval()
+        rank, world = 0, 1
+        if torch.distributed.is_initialized():
+            rank = torch.distributed.get_rank()
+            world = torch.distributed.get_world_size()
+        shard = list(enumerate(dialogues))[rank::world]
+        runner = build_strategy(strategy, self.sllm, **opts)
+        rows = []
+        show = not self.noprogressbar if progressbar is None else progressbar
+        for order, (dia_id, utts) in tqdm(
+            shard, desc=strategy, disable=not show or rank != 0
+        ):
+            probs = runner.predict_dialogue(utts).softmax(-1)
+            records = getattr(runner, "records", None)
+            for pos, (utt, p) in enumerate(zip(utts, probs)):
+                row = {
+                    "order": order,
+                    "utt_id": utt.utt_id,
+                    "dialogue_id": dia_id,
+                    "position": pos,
+                    "label": utt.label,
+                    "pred": int(p.argmax()),
+                    "probs": p.tolist(),
+                }
+                if records is not None and len(records) == len(utts):
+                    row["diagnostics"] = records[pos]
+                rows.append(row)
+        if world > 1:
+            gathered = [None] * world
+            torch.distributed.all_gather_object(gathered, rows)
+            rows = [row for part in gathered for row in part]
+        rows.sort(key=lambda r: (r["order"], r["position"]))
+        return rows
+
+    def evaluate_strategies(
+        self, dialogues, strategies, out_dir, max_key="UA", title="test"
+    ):
+        """Evaluates the best checkpoint with several context strategies.
+
+        Arguments
+        ---------
+        dialogues : list of (str, list of Utterance)
+            From ``load_dialogues``.
+        strategies : dict
+            Name (a row of the table) → options; the option ``strategy``
+            names the strategy if it differs from the row name.
+        out_dir : str
+            Where results (JSON, CSV, Markdown, PNG, predictions) go.
+        max_key : str
+            Checkpoint selection key.
+        title : str
+            File-name prefix.
+
+        Returns
+        -------
+        dict
+            Row name → metrics (on rank 0; empty on other ranks).
+        """
+        if self.checkpointer is not None:
+            self.checkpointer.recover_if_possible(max_key=max_key)
+        labels = list(self.hparams.emotions)
+        results = {}
+        for name, opts in strategies.items():
+            opts = dict(opts or {})
+            strategy = opts.pop("strategy", name)
+            rows = self.label_dialogues(dialogues, strategy, **opts)
+            if not sb.utils.distributed.if_main_process():
+                continue
+            y_true = [r["label"] for r in rows]
+            y_pred = [r["pred"] for r in rows]
+            metrics = classification_metrics(y_true, y_pred, labels)
+            metrics["by_position"] = accuracy_by_position(
+                y_true, y_pred, [r["position"] for r in rows]
+            )
+            results[name] = metrics
+            os.makedirs(out_dir, exist_ok=True)
+            path = os.path.join(out_dir, f"{title}_predictions_{name}.jsonl")
+            with open(path, "w", encoding="utf-8") as f:
+                for row in rows:
+                    f.write(json.dumps(row) + "\n")
+            logger.info(
+                "%s %s: WA %.2f UA %.2f WF1 %.2f (n=%d)",
+                title,
+                name,
+                metrics["WA"],
+                metrics["UA"],
+                metrics["WF1"],
+                metrics["n"],
+            )
+        if results:
+            write_results(results, out_dir, labels, title=title)
+            train_logger = getattr(self.hparams, "train_logger", None)
+            if train_logger is not None:
+                for name, m in results.items():
+                    train_logger.log_stats(
+                        stats_meta={"strategy": name},
+                        test_stats={
+                            k: round(m[k], 2)
+                            for k in ("WA", "UA", "WF1", "macro_F1")
+                        },
+                    )
+        return results

@@ -1,0 +1,175 @@
+"""DPMBrain on a tiny random LLM and a fake units cache: training changes
+only the trained parts, evaluation never sees gold labels, a killed run
+resumes to the same state."""
+
+import json
+import os
+
+import pytest
+import speechbrain as sb
+import torch
+
+from speechbrain_dpm.brain import DPMBrain, load_dialogues
+from speechbrain_dpm.sllm import EmotionSLLM, tiny_llm
+
+K, D = 16, 8
+EMOTIONS = ["neu", "hap", "sad", "ang"]
+
+
+def fake_manifest(folder, n_dialogues=3, turns=5, seed=0):
+    """Units whose distribution depends on the emotion, so there is
+    something to learn."""
+    gen = torch.Generator().manual_seed(seed)
+    os.makedirs(folder, exist_ok=True)
+    manifest = {}
+    for d in range(n_dialogues):
+        for t in range(turns):
+            emo = int(torch.randint(0, 4, (1,), generator=gen))
+            n = int(torch.randint(4, 9, (1,), generator=gen))
+            units = torch.randint(0, 4, (n,), generator=gen) + 4 * emo
+            feats = torch.randn(n, D, generator=gen).half()
+            utt_id = f"dia{d}_utt{t}"
+            path = os.path.join(folder, f"{utt_id}.pt")
+            torch.save({"units": units, "feats": feats}, path)
+            manifest[utt_id] = {
+                "wav": "unused.wav",
+                "length": n / 25,
+                "emo": EMOTIONS[emo],
+                "dialogue_id": f"dia{d}",
+                "turn_index": t,
+                "speaker": f"spk{d % 2}",
+                "units": path,
+            }
+    path = os.path.join(folder, "manifest.json")
+    with open(path, "w") as f:
+        json.dump(manifest, f)
+    return path
+
+
+def make_brain(save_dir, epochs, lora_dropout=0.1):
+    torch.manual_seed(0)
+    sllm = EmotionSLLM(
+        tiny_llm(), K, 4, feat_dim=D, lora_rank=4, lora_dropout=lora_dropout
+    )
+    counter = sb.utils.epoch_loop.EpochCounter(epochs)
+    checkpointer = sb.utils.checkpoints.Checkpointer(
+        save_dir, recoverables={"sllm": sllm, "counter": counter}
+    )
+    hparams = {
+        "audio_loss_weight": 0.5,
+        "emotion_loss_weight": 0.5,
+        "emotions": EMOTIONS,
+        "n_ctx": 24,
+        "epoch_counter": counter,
+    }
+    brain = DPMBrain(
+        modules={"sllm": sllm},
+        opt_class=lambda params: torch.optim.AdamW(params, lr=1e-2),
+        hparams=hparams,
+        run_opts={"device": "cpu", "noprogressbar": True},
+        checkpointer=checkpointer,
+    )
+    return brain, sllm
+
+
+def fit(brain, data):
+    train = brain.make_window_loader(
+        data, sb.Stage.TRAIN, batch_size=2, shuffle=True
+    )
+    valid = brain.make_window_loader(
+        data, sb.Stage.VALID, ckpt_prefix=None, batch_size=2
+    )
+    brain.fit(brain.hparams.epoch_counter, train, valid)
+
+
+@pytest.fixture
+def data(tmp_path):
+    path = fake_manifest(str(tmp_path / "units"))
+    return load_dialogues(path, EMOTIONS, EmotionSLLM(tiny_llm(), K, 4).space)
+
+
+def test_fit_changes_only_trained_parameters(tmp_path, data):
+    brain, sllm = make_brain(str(tmp_path / "save"), epochs=1)
+    before = {n: p.clone() for n, p in sllm.named_parameters()}
+    trained = {id(p) for p in sllm.trainable_parameters()}
+    fit(brain, data)
+    for name, param in sllm.named_parameters():
+        changed = not torch.equal(before[name], param)
+        if id(param) in trained:
+            assert changed or "lora_B" in name or "lora_A" in name, name
+        else:
+            assert not changed, name
+    assert any(
+        not torch.equal(before[n], p)
+        for n, p in sllm.named_parameters()
+        if ".fixed." in n
+    )
+
+
+def test_training_learns_the_fake_task(tmp_path, data):
+    brain, _ = make_brain(str(tmp_path / "save"), epochs=6)
+    fit(brain, data)
+    results = brain.evaluate_strategies(
+        data, {"utterance": {}}, out_dir=str(tmp_path / "res")
+    )
+    # Units reveal the class here: chance is 25 %.
+    assert results["utterance"]["WA"] > 50
+
+
+def test_evaluation_never_sees_gold_labels(tmp_path, data):
+    brain, _ = make_brain(str(tmp_path / "save"), epochs=1)
+    fit(brain, data)
+    strategies = {
+        "utterance": {},
+        "one_pass": {"max_tokens": 30},
+        "sliding": {"n_context": 12},
+        "dpm": {"n_context": 12, "n_limit": 40, "lr": 1e-2, "rank": 2},
+    }
+    # Same dialogues, gold labels permuted: no prediction may change.
+    shuffled = []
+    gen = torch.Generator().manual_seed(1)
+    for dia_id, utts in data:
+        perm = torch.randperm(len(utts), generator=gen).tolist()
+        labels = [utts[i].label for i in perm]
+        new = [
+            type(u)(**{**u.__dict__, "label": lab})
+            for u, lab in zip(utts, labels)
+        ]
+        shuffled.append((dia_id, new))
+    assert [u.label for _, us in shuffled for u in us] != [
+        u.label for _, us in data for u in us
+    ]
+    for name, opts in strategies.items():
+        a = brain.label_dialogues(data, name, **opts)
+        b = brain.label_dialogues(shuffled, name, **opts)
+        assert [r["probs"] for r in a] == [r["probs"] for r in b], name
+
+
+def test_evaluate_writes_results(tmp_path, data):
+    brain, _ = make_brain(str(tmp_path / "save"), epochs=1)
+    fit(brain, data)
+    out = tmp_path / "res"
+    results = brain.evaluate_strategies(
+        data, {"utterance": {}, "sliding": {"n_context": 12}}, str(out)
+    )
+    assert set(results) == {"utterance", "sliding"}
+    for name in ("test.json", "test.csv", "test.md", "test_by_position.png"):
+        assert (out / name).exists(), name
+    rows = (out / "test_predictions_sliding.jsonl").read_text().splitlines()
+    assert len(rows) == sum(len(u) for _, u in data)
+
+
+def test_killed_run_resumes_to_the_same_state(tmp_path, data):
+    straight, sllm_a = make_brain(str(tmp_path / "a"), epochs=2)
+    fit(straight, data)
+    # "Killed" after epoch 1: a fresh process resumes from its checkpoint.
+    first, _ = make_brain(str(tmp_path / "b"), epochs=1)
+    fit(first, data)
+    resumed, sllm_b = make_brain(str(tmp_path / "b"), epochs=2)
+    fit(resumed, data)
+    assert resumed.hparams.epoch_counter.current == 2
+    for (name, a), b in zip(
+        sllm_a.trainable_state_dict().items(),
+        sllm_b.trainable_state_dict().values(),
+    ):
+        assert torch.allclose(a, b, atol=1e-6), name

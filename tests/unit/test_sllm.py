@@ -1,0 +1,134 @@
+"""The emotion SLLM: restricted heads, frozen trunk, small checkpoints."""
+
+import pytest
+import torch
+
+from speechbrain_dpm.sequence import (
+    TokenSpace,
+    collate_windows,
+    make_utterance,
+    pack_dialogue,
+)
+from speechbrain_dpm.sllm import FIXED_ADAPTER, EmotionSLLM, tiny_llm
+
+K, C, D = 16, 4, 8
+
+
+def make_sllm(**kwargs):
+    torch.manual_seed(0)
+    return EmotionSLLM(tiny_llm(), K, C, feat_dim=D, **kwargs)
+
+
+def batch_of(space, n_utts=3, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    utts = [
+        make_utterance(
+            torch.randint(0, K, (6,), generator=gen),
+            torch.randn(6, D, generator=gen),
+            space,
+            label=i % C,
+        )
+        for i in range(n_utts)
+    ]
+    return collate_windows(pack_dialogue(utts, 64))
+
+
+def test_emotion_loss_touches_only_emotion_rows():
+    sllm = make_sllm()
+    batch = batch_of(sllm.space)
+    hidden = sllm(batch["tokens"], batch["feats"], batch["lengths"])
+    loss = sllm.emotion_loss(hidden, batch["emo_positions"], batch["labels"])
+    loss.backward()
+    grad = sllm.token_out.grad
+    assert grad[sllm.space.emotion_slice].abs().sum() > 0
+    assert grad[sllm.space.audio_slice].abs().sum() == 0
+
+
+@pytest.mark.parametrize("head", ["units", "full"])
+def test_audio_head_normalisation(head):
+    sllm = make_sllm(audio_head=head)
+    hidden = torch.randn(5, sllm.llm.config.hidden_size)
+    every = torch.arange(K + 1)
+    logp = torch.stack(
+        [sllm.audio_log_probs(hidden, every.new_full((5,), t)) for t in every]
+    )
+    total = logp.exp().sum(0)
+    if head == "units":
+        # Normalised over the units and <audio_end> only.
+        assert torch.allclose(total, torch.ones(5), atol=1e-5)
+    else:
+        # The text vocabulary and emotion tokens take part of the mass.
+        assert (total < 0.999).all()
+
+
+def test_audio_loss_only_at_targets():
+    sllm = make_sllm()
+    batch = batch_of(sllm.space)
+    hidden = sllm(batch["tokens"], batch["feats"], batch["lengths"])
+    mask = batch["audio_targets"].clone()
+    full = sllm.audio_loss(hidden, batch["tokens"], mask, reduction="sum")
+    mask[:, 5:] = False
+    part = sllm.audio_loss(hidden, batch["tokens"], mask, reduction="sum")
+    assert part < full
+
+
+def test_trunk_frozen_and_only_new_parts_train():
+    sllm = make_sllm()
+    trainable = {id(p) for p in sllm.trainable_parameters()}
+    for name, param in sllm.llm.named_parameters():
+        is_fixed_lora = f".{FIXED_ADAPTER}." in name
+        assert param.requires_grad == is_fixed_lora, name
+        assert (id(param) in trainable) == is_fixed_lora, name
+
+
+def test_units_only_ignores_features():
+    sllm = make_sllm(audio_input="units")
+    batch = batch_of(sllm.space)
+    a = sllm(batch["tokens"], batch["feats"], batch["lengths"])
+    b = sllm(batch["tokens"], batch["feats"] * 10, batch["lengths"])
+    assert torch.equal(a, b)
+    both = make_sllm()
+    with pytest.raises(ValueError, match="feats"):
+        both(batch["tokens"], None, batch["lengths"])
+
+
+def test_checkpoint_roundtrip_is_small_and_exact(tmp_path):
+    sllm = make_sllm()
+    with torch.no_grad():
+        for p in sllm.trainable_parameters():
+            p.add_(torch.randn_like(p))
+    path = tmp_path / "sllm.ckpt"
+    sllm.save(path)
+    state = torch.load(path)
+    n_saved = sum(t.numel() for t in state.values())
+    n_total = sum(p.numel() for p in sllm.parameters())
+    assert n_saved < n_total
+    other = make_sllm()
+    other.load(path, end_of_epoch=True)
+    for a, b in zip(sllm.parameters(), other.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_checkpoint_mismatch_is_a_clear_error(tmp_path):
+    path = tmp_path / "sllm.ckpt"
+    make_sllm().save(path)
+    other = make_sllm(lora_rank=8, lora_alpha=8, audio_input="units")
+    with pytest.raises(RuntimeError, match="does not match"):
+        other.load(path, end_of_epoch=True)
+
+
+def test_padding_does_not_change_real_positions():
+    sllm = make_sllm()
+    space = TokenSpace(K, C)
+    short = batch_of(space, n_utts=1)
+    long = batch_of(space, n_utts=3)
+    pad = long["tokens"].shape[1]
+    tokens = torch.zeros(2, pad, dtype=torch.long)
+    feats = torch.zeros(2, pad, D)
+    n = short["tokens"].shape[1]
+    tokens[0, :n], feats[0, :n] = short["tokens"][0], short["feats"][0]
+    tokens[1], feats[1] = long["tokens"][0], long["feats"][0]
+    lengths = torch.tensor([n, pad])
+    both = sllm(tokens, feats, lengths)
+    alone = sllm(short["tokens"], short["feats"], short["lengths"])
+    assert torch.allclose(both[0, :n], alone[0], atol=1e-5)
