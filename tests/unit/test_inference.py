@@ -1,0 +1,648 @@
+"""Tests of speechbrain_dpm.inference and the command line, on a tiny model
+folder exported in a temporary directory (tiny random Whisper, tiny Llama,
+a codebook fitted on the tiny encoder's frames).
+
+Authors
+ * speechbrain_dpm developers 2026
+"""
+
+import csv
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from speechbrain_dpm.context import build_strategy
+from speechbrain_dpm.inference import (
+    CODEBOOK_FILE,
+    HPARAMS_FILE,
+    INTERFACE_FILE,
+    LABEL_ENCODER_FILE,
+    SLLM_FILE,
+    DPMEmotionRecognizer,
+    EmotionPrediction,
+    export_model_folder,
+)
+from speechbrain_dpm.sllm import EmotionSLLM, tiny_llm
+from speechbrain_dpm.units import UnitCodebook, WhisperFrameEncoder
+
+SR = 16000
+EMOTIONS = ["neu", "hap", "sad", "ang"]
+N_UNITS = 16
+STRATEGY_OPTS = {
+    "n_context": 40,
+    "n_limit": 200,
+    "rank": 2,
+    "alpha": 4,
+    "lr": 0.05,
+    "every": 1,
+}
+
+
+def signal(seconds, seed=0, f0=150.0, rate=SR):
+    """A deterministic speech-like signal (harmonics + noise)."""
+    gen = torch.Generator().manual_seed(seed)
+    t = torch.arange(int(seconds * rate)) / rate
+    wav = sum(torch.sin(2 * torch.pi * f0 * k * t + k) / k for k in range(1, 6))
+    wav = wav * (0.5 + 0.5 * torch.sin(2 * torch.pi * 3 * t))
+    noise = torch.randn(t.shape[0], generator=gen)
+    return (0.1 * wav + 0.02 * noise).float()
+
+
+def write_wav(path, wav, rate=SR):
+    """Writes a [T] or [T, C] float waveform."""
+    sf.write(str(path), np.asarray(wav, dtype=np.float32), rate)
+    return str(path)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models run fastest (and steadiest on a busy machine) on one
+    thread; the setting is restored after this module."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    """Absolute folders of a tiny Whisper and a tiny Llama, and a codebook."""
+    from transformers import (
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperModel,
+    )
+
+    root = tmp_path_factory.mktemp("assets")
+    whisper = os.path.abspath(str(root / "tiny_whisper"))
+    config = WhisperConfig(
+        d_model=64,
+        encoder_layers=2,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=128,
+        decoder_ffn_dim=128,
+        vocab_size=100,
+        num_mel_bins=80,
+        max_source_positions=1500,
+        max_target_positions=32,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        decoder_start_token_id=1,
+    )
+    torch.manual_seed(0)
+    WhisperModel(config).save_pretrained(whisper)
+    WhisperFeatureExtractor(feature_size=80).save_pretrained(whisper)
+    llm_dir = os.path.abspath(str(root / "tiny_llm"))
+    tiny_llm(hidden_size=32, layers=2, heads=4).save_pretrained(llm_dir)
+    encoder = WhisperFrameEncoder(whisper, layer=1)
+    feats = torch.cat(
+        encoder.encode_list(
+            [signal(3, seed=s, f0=100 + 40 * s) for s in range(4)]
+        )
+    )
+    codebook = UnitCodebook(n_units=N_UNITS, seed=0, n_init=1).fit(feats)
+    codebook_path = str(root / "codebook.ckpt")
+    codebook.save(codebook_path)
+    return {"whisper": whisper, "llm": llm_dir, "codebook": codebook_path}
+
+
+def make_sllm(llm_dir, seed=0):
+    """An EmotionSLLM whose trained tensors are all non-trivial."""
+    from speechbrain_dpm.sllm import load_llm
+
+    sllm = EmotionSLLM(
+        load_llm(llm_dir),
+        n_units=N_UNITS,
+        n_emotions=len(EMOTIONS),
+        feat_dim=64,
+        lora_rank=4,
+        lora_alpha=8,
+        lora_dropout=0.0,
+    )
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for param in sllm.trainable_parameters():
+            param.add_(0.3 * torch.randn(param.shape, generator=gen))
+    return sllm.eval()
+
+
+def settings_for(assets, **extra):
+    """Export settings of the tiny model."""
+    out = {
+        "encoder_source": assets["whisper"],
+        "encoder_layer": 1,
+        "feat_dim": 64,
+        "n_units": N_UNITS,
+        "llm_source": assets["llm"],
+        "audio_input": "units+continuous",
+        "audio_head": "units",
+        "lora_rank": 4,
+        "lora_alpha": 8,
+        "lora_dropout": 0.0,
+        "lora_targets": "all-linear",
+        "strategy": "dpm",
+        "strategy_opts": dict(STRATEGY_OPTS),
+        "sample_rate": SR,
+    }
+    out.update(extra)
+    return out
+
+
+@pytest.fixture(scope="module")
+def exported(assets, tmp_path_factory):
+    """(folder, the in-memory SLLM it was exported from)."""
+    sllm = make_sllm(assets["llm"])
+    folder = str(tmp_path_factory.mktemp("export") / "model")
+    out = export_model_folder(
+        folder, sllm, assets["codebook"], EMOTIONS, settings_for(assets)
+    )
+    return out, sllm
+
+
+@pytest.fixture(scope="module")
+def model(exported):
+    """The exported folder, loaded once with from_hparams."""
+    return DPMEmotionRecognizer.from_hparams(
+        source=exported[0], run_opts={"device": "cpu"}
+    )
+
+
+@pytest.fixture(scope="module")
+def dialogue():
+    """Four utterances of different lengths and pitches."""
+    return [
+        signal(1.0 + 0.3 * i, seed=10 + i, f0=90 + 35 * i) for i in range(4)
+    ]
+
+
+# ---------------------------------------------------------------------------
+# Export
+# ---------------------------------------------------------------------------
+
+
+def test_export_layout(exported, assets):
+    folder, sllm = exported
+    assert os.path.isabs(folder)
+    assert sorted(os.listdir(folder)) == sorted(
+        [
+            HPARAMS_FILE,
+            SLLM_FILE,
+            CODEBOOK_FILE,
+            LABEL_ENCODER_FILE,
+            INTERFACE_FILE,
+        ]
+    )
+    text = open(os.path.join(folder, HPARAMS_FILE)).read()
+    # Local sources written as absolute paths.
+    assert f"encoder_source: {assets['whisper']}" in text
+    assert f"llm_source: {assets['llm']}" in text
+    for name, fname in (
+        ("sllm", SLLM_FILE),
+        ("codebook", CODEBOOK_FILE),
+        ("label_encoder", LABEL_ENCODER_FILE),
+    ):
+        assert f"{name}: !ref <pretrained_path>/{fname}" in text
+    # Only the trained tensors (not the frozen LLM) are stored.
+    state = torch.load(os.path.join(folder, SLLM_FILE))
+    assert set(state) == set(sllm.trainable_state_dict())
+    assert not any("lora" not in k and "llm." in k for k in state)
+    labels = open(os.path.join(folder, LABEL_ENCODER_FILE)).read()
+    assert [line.split(" => ")[0].strip("'") for line in labels.splitlines()][
+        :4
+    ] == EMOTIONS
+
+
+def test_export_keeps_asset_keys(assets, tmp_path):
+    sllm = make_sllm(assets["llm"])
+    settings = settings_for(assets, encoder_source="whisper-tiny.en")
+    settings["llm_source"] = "smollm2-135m"
+    folder = export_model_folder(
+        tmp_path / "m", sllm, assets["codebook"], EMOTIONS, settings
+    )
+    text = open(os.path.join(folder, HPARAMS_FILE)).read()
+    assert "encoder_source: whisper-tiny.en\n" in text
+    assert "llm_source: smollm2-135m\n" in text
+
+
+def test_export_rejects_inconsistent_inputs(assets, exported, tmp_path):
+    sllm = exported[1]
+    good = settings_for(assets)
+    cases = [
+        ({**good, "n_units": 32}, EMOTIONS, "n_units"),
+        ({**good, "lora_rank": 8}, EMOTIONS, "lora_rank"),
+        ({**good, "audio_input": "units"}, EMOTIONS, "audio_input"),
+        ({**good, "typo": 1}, EMOTIONS, "unknown export settings"),
+        ({**good, "strategy": "nope"}, EMOTIONS, "unknown strategy"),
+        ({**good, "sample_rate": 8000}, EMOTIONS, "sample_rate"),
+        (good, EMOTIONS[:3], "emotion"),
+        (good, ["a", "a", "b", "c"], "duplicate"),
+    ]
+    for settings, emotions, message in cases:
+        with pytest.raises(ValueError, match=message):
+            export_model_folder(
+                tmp_path / "bad", sllm, assets["codebook"], emotions, settings
+            )
+    missing = dict(good)
+    del missing["llm_source"]
+    with pytest.raises(ValueError, match="llm_source"):
+        export_model_folder(
+            tmp_path / "bad", sllm, assets["codebook"], EMOTIONS, missing
+        )
+    other = UnitCodebook(n_units=8, seed=0, n_init=1).fit(torch.randn(64, 64))
+    other.save(str(tmp_path / "cb8.ckpt"))
+    with pytest.raises(ValueError, match="units"):
+        export_model_folder(
+            tmp_path / "bad", sllm, str(tmp_path / "cb8.ckpt"), EMOTIONS, good
+        )
+
+
+# ---------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------
+
+
+def _no_hub(*args, **kwargs):
+    raise AssertionError("a model hub was contacted")
+
+
+def test_from_hparams_offline_and_foreign_class_agree(
+    exported, dialogue, tmp_path, monkeypatch
+):
+    import huggingface_hub
+    from speechbrain.inference.interfaces import foreign_class
+
+    folder, sllm = exported
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", _no_hub)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", _no_hub)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    a = DPMEmotionRecognizer.from_hparams(
+        source=folder,
+        savedir=str(tmp_path / "save"),
+        run_opts={"device": "cpu"},
+    )
+    b = foreign_class(
+        source=folder,
+        pymodule_file=INTERFACE_FILE,
+        classname="DPMEmotionRecognizer",
+    )
+    assert type(b).__name__ == "DPMEmotionRecognizer"
+    # Nothing was linked or copied into the working directory (#2626).
+    wav_path = write_wav(tmp_path / "utt.wav", dialogue[0])
+    out_a = a.classify_file(wav_path)
+    out_b = b.classify_file(wav_path)
+    assert os.listdir(cwd) == []
+    assert torch.equal(out_a[0], out_b[0]) and out_a[3] == out_b[3]
+    dia_a = a.classify_dialogue(dialogue)
+    dia_b = b.classify_dialogue(dialogue)
+    for pa, pb in zip(dia_a, dia_b):
+        assert pa.label == pb.label and torch.equal(pa.probs, pb.probs)
+    # The trained tensors were loaded: the loaded model reproduces the
+    # in-memory model it was exported from (a fresh random init would not).
+    utts = a.encode_utterances([dialogue[0]])
+    reference = build_strategy("utterance", sllm).predict_dialogue(utts)
+    assert torch.allclose(
+        out_a[0][0], torch.softmax(reference[0], -1), atol=1e-5
+    )
+
+
+def test_moved_folder_loads_its_own_files(assets, tmp_path, dialogue):
+    """yaml paths must not point back to the export location (#1253)."""
+    sllm = make_sllm(assets["llm"], seed=3)
+    first = export_model_folder(
+        tmp_path / "a", sllm, assets["codebook"], EMOTIONS, settings_for(assets)
+    )
+    moved = str(tmp_path / "b")
+    os.rename(first, moved)
+    model = DPMEmotionRecognizer.from_hparams(source=moved)
+    out_prob, _, _, _ = model.classify_batch(dialogue[1])
+    utts = model.encode_utterances([dialogue[1]])
+    reference = build_strategy("utterance", sllm).predict_dialogue(utts)
+    assert torch.allclose(
+        out_prob[0], torch.softmax(reference[0], -1), atol=1e-5
+    )
+
+
+def test_not_a_model_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="hyperparams.yaml"):
+        DPMEmotionRecognizer.from_hparams(source=str(tmp_path))
+
+
+def test_needed_modules_and_hparams_are_checked(model):
+    hparams = {
+        "emotions": EMOTIONS,
+        "label_encoder": model.label_encoder,
+        "strategy": "sliding",
+        "strategy_opts": {},
+        "sample_rate": SR,
+    }
+    with pytest.raises(ValueError, match="codebook"):
+        DPMEmotionRecognizer(
+            modules={"sllm": model.mods.sllm, "frame_encoder": None},
+            hparams=hparams,
+        )
+    bad = dict(hparams)
+    del bad["strategy"]
+    with pytest.raises(ValueError, match="strategy"):
+        DPMEmotionRecognizer(modules=dict(model.mods), hparams=bad)
+    with pytest.raises(ValueError, match="label encoder|emotions"):
+        DPMEmotionRecognizer(
+            modules=dict(model.mods),
+            hparams={**hparams, "emotions": EMOTIONS[::-1]},
+        )
+
+
+# ---------------------------------------------------------------------------
+# Single utterances
+# ---------------------------------------------------------------------------
+
+
+def test_classify_file_and_batch_convention(model, dialogue, tmp_path):
+    path = write_wav(tmp_path / "x.wav", dialogue[2])
+    out_prob, score, index, text_lab = model.classify_file(path)
+    assert out_prob.shape == (1, len(EMOTIONS))
+    assert score.shape == (1,) and index.shape == (1,)
+    assert torch.allclose(out_prob.sum(-1), torch.ones(1))
+    assert float(score[0]) == pytest.approx(float(out_prob[0].max()))
+    assert text_lab == [EMOTIONS[int(index[0])]]
+    # A padded batch gives each row's own result (padding is ignored).
+    a, b = dialogue[0], dialogue[3]
+    batch = torch.zeros(2, b.shape[0])
+    batch[0, : a.shape[0]] = a
+    batch[1] = b
+    lens = torch.tensor([a.shape[0] / b.shape[0], 1.0])
+    out_prob2, score2, index2, text2 = model.classify_batch(batch, lens)
+    assert out_prob2.shape == (2, len(EMOTIONS)) and len(text2) == 2
+    alone = model.classify_batch(a)[0][0]
+    assert torch.allclose(out_prob2[0], alone, atol=1e-5)
+    assert torch.allclose(
+        out_prob2[1], model.classify_batch(b)[0][0], atol=1e-5
+    )
+    # Different audio, different probabilities.
+    assert not torch.allclose(out_prob2[0], out_prob2[1])
+
+
+# ---------------------------------------------------------------------------
+# Conversations and streams
+# ---------------------------------------------------------------------------
+
+
+def test_classify_dialogue_uses_the_memory(model, dialogue):
+    writes = model.strategy.n_writes
+    preds = model.classify_dialogue(dialogue, speakers=["A", "B", "A", "B"])
+    assert model.strategy.name == "dpm"
+    assert model.strategy.n_writes == writes + len(dialogue)
+    assert len(preds) == len(dialogue)
+    for pred in preds:
+        assert isinstance(pred, EmotionPrediction)
+        label, probs = pred
+        assert label in EMOTIONS and probs.shape == (len(EMOTIONS),)
+        assert float(probs.sum()) == pytest.approx(1.0, abs=1e-5)
+        assert label == EMOTIONS[int(probs.argmax())]
+    alone = model.classify_batch(dialogue[0])[0]
+    assert alone.shape == (1, 4)
+    single = [model.classify_batch(w)[0][0] for w in dialogue]
+    diffs = [float((p.probs - s).abs().max()) for p, s in zip(preds, single)]
+    # Context and memory writes change the read-out of later turns.
+    assert max(diffs[1:]) > 1e-3
+    # The memory is discarded between conversations: same input, same output.
+    again = model.classify_dialogue(dialogue)
+    for p, q in zip(preds, again):
+        assert torch.allclose(p.probs, q.probs, atol=1e-6)
+    with pytest.raises(ValueError, match="speakers"):
+        model.classify_dialogue(dialogue, speakers=["A"])
+    assert model.classify_dialogue([]) == []
+
+
+def test_stream_matches_dialogue_and_close_discards(model, dialogue):
+    reference = model.classify_dialogue(dialogue)
+    with model.stream() as session:
+        pushed = [session.push(w) for w in dialogue]
+        with pytest.raises(RuntimeError, match="session is open"):
+            model.classify_dialogue(dialogue)
+        with pytest.raises(RuntimeError, match="session is open"):
+            model.stream()
+        # Single utterances still work, without the session's memory.
+        alone = model.classify_batch(dialogue[0])[0][0]
+    assert torch.allclose(alone, model.classify_batch(dialogue[0])[0][0])
+    for p, r in zip(pushed, reference):
+        assert p.label == r.label
+        assert torch.allclose(p.probs, r.probs, atol=1e-6)
+    with pytest.raises(RuntimeError, match="closed"):
+        session.push(dialogue[0])
+    # A second session starts from an empty memory: identical results.
+    session = model.stream()
+    second = [session.push(w) for w in dialogue]
+    session.close()
+    for p, q in zip(pushed, second):
+        assert torch.allclose(p.probs, q.probs, atol=1e-6)
+
+
+def test_stream_state_stays_bounded(model):
+    strategy = model.strategy
+    sizes = []
+    with model.stream() as session:
+        for i in range(8):
+            session.push(signal(1.2, seed=100 + i, f0=100 + 10 * i))
+            history = sum(len(u) for u in strategy.history)
+            ctx = strategy._ctx_tokens
+            sizes.append(
+                (
+                    history,
+                    0 if ctx is None else len(ctx),
+                    len(strategy.records),
+                    len(strategy._pending),
+                )
+            )
+    utt_len = 31  # 1.2 s at 25 Hz + <audio_end>
+    for history, ctx, records, pending in sizes:
+        assert history <= STRATEGY_OPTS["n_context"] + utt_len
+        assert ctx <= STRATEGY_OPTS["n_context"]
+        assert records == 0 and pending == 0
+    assert sizes[-1] == sizes[3]
+
+
+# ---------------------------------------------------------------------------
+# Bad inputs
+# ---------------------------------------------------------------------------
+
+
+def test_bad_inputs_are_named(model, tmp_path):
+    missing = str(tmp_path / "nope.wav")
+    with pytest.raises(FileNotFoundError, match="nope.wav"):
+        model.classify_file(missing)
+    garbage = tmp_path / "garbage.wav"
+    garbage.write_text("not audio")
+    with pytest.raises(ValueError, match="garbage.wav"):
+        model.classify_file(str(garbage))
+    empty = write_wav(tmp_path / "empty.wav", np.zeros(0))
+    with pytest.raises(ValueError, match="empty"):
+        model.classify_file(empty)
+    silent = write_wav(tmp_path / "silent.wav", np.zeros(SR))
+    with pytest.raises(ValueError, match="silent.wav.*silent"):
+        model.classify_file(silent)
+    nan = signal(1.0)
+    nan[100] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        model.classify_batch(nan)
+    nan_file = tmp_path / "nan.wav"
+    sf.write(str(nan_file), nan.numpy(), SR, subtype="FLOAT")
+    with pytest.raises(ValueError, match="nan.wav.*NaN"):
+        model.classify_file(str(nan_file))
+    with pytest.raises(ValueError, match=r"utterance 1.*silent"):
+        model.classify_dialogue([signal(1.0), torch.zeros(SR)])
+    with pytest.raises(ValueError, match="wavs"):
+        model.classify_batch(torch.zeros(2, 2, 10))
+
+
+def test_stereo_44k_is_downmixed_and_resampled(model, tmp_path):
+    rate = 44100
+    mono = signal(1.5, seed=7, f0=130, rate=rate)
+    mono_path = write_wav(tmp_path / "mono44.wav", mono, rate)
+    stereo = torch.stack([mono, mono], dim=1)
+    stereo_path = write_wav(tmp_path / "stereo44.wav", stereo, rate)
+    wav = model.load_audio(stereo_path)
+    assert wav.dim() == 1
+    assert abs(wav.shape[0] - int(1.5 * SR)) <= 1
+    out_stereo = model.classify_file(stereo_path)
+    out_mono = model.classify_file(mono_path)
+    assert torch.allclose(out_stereo[0], out_mono[0], atol=1e-5)
+    # Opposite channels: the downmix is silence.
+    anti = write_wav(tmp_path / "anti.wav", torch.stack([mono, -mono], 1), rate)
+    with pytest.raises(ValueError, match="silent"):
+        model.classify_file(anti)
+
+
+# ---------------------------------------------------------------------------
+# Long audio and CLI
+# ---------------------------------------------------------------------------
+
+SENTENCES = [
+    "I cannot believe you did that to me again.",
+    "Well, that is wonderful news, thank you so much.",
+    "I am so tired of waiting here every single day.",
+]
+
+
+@pytest.fixture(scope="module")
+def long_recording(tmp_path_factory):
+    """Espeak-ng sentences separated by 1 s silences (22.05 kHz file).
+
+    Returns (path, list of (start, end) seconds of each sentence).
+    """
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed")
+    root = tmp_path_factory.mktemp("long")
+    parts, spans, rate, clock = [], [], None, 1.0
+    for i, text in enumerate(SENTENCES):
+        path = str(root / f"s{i}.wav")
+        subprocess.run(
+            ["espeak-ng", "-w", path, text], check=True, capture_output=True
+        )
+        data, rate = sf.read(path, dtype="float32")
+        silence = np.zeros(rate, dtype=np.float32)
+        parts += [silence, data]
+        spans.append((clock, clock + len(data) / rate))
+        clock += 1.0 + len(data) / rate
+    parts.append(np.zeros(rate, dtype=np.float32))
+    path = write_wav(root / "talk.wav", np.concatenate(parts), rate)
+    return path, spans
+
+
+def test_classify_long_audio(model, long_recording, tmp_path):
+    path, spans = long_recording
+    csv_path = str(tmp_path / "out" / "segments.csv")
+    writes = model.strategy.n_writes
+    segments = model.classify_long_audio(path, csv_path=csv_path)
+    assert len(segments) >= len(SENTENCES)
+    assert model.strategy.n_writes == writes + len(segments)
+    starts = [s.start for s in segments]
+    assert starts == sorted(starts) and len(set(starts)) == len(starts)
+    duration = spans[-1][1] + 1.0
+    for seg in segments:
+        assert 0 <= seg.start < seg.end <= duration + 1e-6
+        assert seg.label in EMOTIONS and seg.probs.shape == (4,)
+    for lo, hi in spans:  # every sentence is covered by some segment
+        assert any(s.start < hi and s.end > lo for s in segments)
+    for prev, nxt in zip(segments, segments[1:]):
+        assert prev.end <= nxt.start + 1e-6
+    with open(csv_path, newline="") as fin:
+        rows = list(csv.DictReader(fin))
+    assert len(rows) == len(segments)
+    assert [r["label"] for r in rows] == [s.label for s in segments]
+    assert float(rows[0]["start"]) == pytest.approx(segments[0].start, abs=1e-3)
+    assert set(rows[0]) >= {"start", "end", "label", "score", "p_neu"}
+    # Long speech is split to at most max_segment seconds.
+    short = model.classify_long_audio(path, max_segment=1.0, min_speech=0.2)
+    assert len(short) > len(segments)
+    assert all(s.end - s.start <= 1.0 + 1e-6 for s in short)
+
+
+def test_long_audio_silent_and_bad_arguments(model, tmp_path):
+    silent = write_wav(tmp_path / "silent.wav", np.zeros(3 * SR))
+    csv_path = str(tmp_path / "silent.csv")
+    assert model.classify_long_audio(silent, csv_path=csv_path) == []
+    with open(csv_path) as fin:
+        assert fin.read().startswith("start,end,label,score")
+    with pytest.raises(ValueError, match="max_segment"):
+        model.classify_long_audio(silent, max_segment=0)
+    with pytest.raises(FileNotFoundError):
+        model.classify_long_audio(str(tmp_path / "missing.wav"))
+
+
+def test_cli(exported, long_recording, dialogue, tmp_path, capsys):
+    from speechbrain_dpm.__main__ import main
+
+    folder = exported[0]
+    path, _ = long_recording
+    csv_path = str(tmp_path / "cli.csv")
+    assert main(["long-audio", "--model", folder, path, "--csv", csv_path]) == 0
+    out = capsys.readouterr()
+    with open(csv_path) as fin:
+        n_rows = len(fin.read().strip().splitlines()) - 1
+    assert n_rows >= len(SENTENCES)
+    assert "Segments" in out.err  # tqdm progress bar
+    assert len(out.out.strip().splitlines()) == n_rows + 1
+    files = [
+        write_wav(tmp_path / f"t{i}.wav", w) for i, w in enumerate(dialogue)
+    ]
+    assert main(["classify", "--model", folder] + files) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == len(files)
+    assert all(line.split("\t")[1] in EMOTIONS for line in lines)
+    assert main(["classify", "--dialogue", "--model", folder] + files) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == len(files)
+    missing = str(tmp_path / "missing.wav")
+    assert main(["classify", "--model", folder, missing]) == 1
+    assert "missing.wav" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------
+# A folder exported by the real recipe
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_recipe_exported_model(tmp_path):
+    folder = os.environ.get("DPM_EXPORTED_MODEL")
+    if not folder:
+        pytest.skip("set DPM_EXPORTED_MODEL to a recipe's exported folder")
+    model = DPMEmotionRecognizer.from_hparams(source=folder)
+    wavs = [signal(1.5, seed=i, f0=110 + 20 * i) for i in range(3)]
+    out_prob, score, index, text_lab = model.classify_batch(wavs[0])
+    assert out_prob.shape == (1, len(model.emotions))
+    assert text_lab[0] in model.emotions
+    preds = model.classify_dialogue(wavs)
+    with model.stream() as session:
+        pushed = [session.push(w) for w in wavs]
+    assert [p.label for p in preds] == [p.label for p in pushed]
