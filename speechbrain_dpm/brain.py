@@ -28,6 +28,7 @@ from speechbrain.utils.checkpoints import (
 from speechbrain.utils.logger import get_logger
 
 from speechbrain_dpm.context import build_strategy
+from speechbrain_dpm.memory import summarize_diagnostics
 from speechbrain_dpm.metrics import (
     accuracy_by_position,
     classification_metrics,
@@ -306,6 +307,8 @@ class DPMBrain(sb.Brain):
         for order, (dia_id, utts) in tqdm(
             shard, desc=strategy, disable=not show or rank != 0
         ):
+            if hasattr(runner, "clear_records"):
+                runner.clear_records()
             probs = runner.predict_dialogue(utts).softmax(-1)
             records = getattr(runner, "records", None)
             for pos, (utt, p) in enumerate(zip(utts, probs)):
@@ -368,6 +371,11 @@ class DPMBrain(sb.Brain):
             metrics["by_position"] = accuracy_by_position(
                 y_true, y_pred, [r["position"] for r in rows]
             )
+            diag = [r for r in rows if "diagnostics" in r]
+            if diag:
+                metrics["diagnostics"] = summarize_diagnostics(
+                    [r["diagnostics"] for r in diag], [r["label"] for r in diag]
+                )
             results[name] = metrics
             os.makedirs(out_dir, exist_ok=True)
             path = os.path.join(out_dir, f"{title}_predictions_{name}.jsonl")

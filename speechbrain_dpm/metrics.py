@@ -198,6 +198,10 @@ def write_results(results, out_dir, labels, title="results"):
         path = os.path.join(out_dir, f"{title}_confusion_{name}.png")
         plot_confusion(m["confusion"], labels, path, title=name)
         paths[f"confusion_{name}"] = path
+    if any(m.get("diagnostics") for m in results.values()):
+        path = os.path.join(out_dir, f"{title}_memory_diagnostics.png")
+        plot_diagnostics(results, path)
+        paths["diagnostics"] = path
     if any("by_position" in m for m in results.values()):
         path = os.path.join(out_dir, f"{title}_by_position.png")
         plot_accuracy_by_position(results, path)
@@ -269,6 +273,52 @@ def plot_accuracy_by_position(results, path):
     ax.set_ylabel("accuracy (%)")
     ax.legend()
     ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_diagnostics(results, path):
+    """Saves the memory diagnostics (transfer ratio and read-out drift by
+    dialogue position) of every strategy that has them, as PNG.
+
+    Arguments
+    ---------
+    results : dict
+        Strategy name → metrics with a ``diagnostics`` entry (from
+        ``speechbrain_dpm.memory.summarize_diagnostics``).
+    path : str
+        Output PNG.
+    """
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for name, m in results.items():
+        diag = m.get("diagnostics")
+        if not diag:
+            continue
+        buckets = [b for b in diag["transfer"] if b != "all"]
+        ratios = [diag["transfer"][b]["ratio"] for b in buckets]
+        left.plot(
+            buckets,
+            [r if r is not None else float("nan") for r in ratios],
+            marker="o",
+            label=name,
+        )
+        drift = [diag["drift"].get(b) for b in buckets]
+        right.plot(
+            buckets,
+            [d if d is not None else float("nan") for d in drift],
+            marker="o",
+            label=name,
+        )
+    left.axhline(1.0, color="grey", lw=0.8, ls="--")
+    left.set_title("memory transfer: loss with / without memory")
+    left.set_xlabel("turn index bucket")
+    right.set_title("read-out drift per write (total variation)")
+    right.set_xlabel("turn index bucket")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -45,6 +45,7 @@ import torch.nn as nn
 from speechbrain.utils.checkpoints import (
     mark_as_loader,
     mark_as_saver,
+    mark_as_transfer,
     register_checkpoint_hooks,
 )
 from speechbrain.utils.logger import get_logger
@@ -525,6 +526,7 @@ class UnitCodebook(nn.Module):
             str(path),
         )
 
+    @mark_as_transfer
     @mark_as_loader
     def load(self, path, end_of_epoch=False):
         """Loads what :meth:`save` wrote.
