@@ -259,12 +259,9 @@ class DPMBrain(sb.Brain):
 
     def make_window_loader(self, dialogues, stage, **loader_kwargs):
         """A dataloader of packed windows (SpeechBrain's samplers, DDP)."""
-        n_ctx = self.hparams.n_ctx
-        if stage == sb.Stage.TRAIN:
-            n_ctx = getattr(self.hparams, "train_n_ctx", n_ctx)
         loader_kwargs.setdefault("collate_fn", collate_windows)
         return self.make_dataloader(
-            WindowDataset(dialogues, n_ctx), stage, **loader_kwargs
+            WindowDataset(dialogues, self.hparams.n_ctx), stage, **loader_kwargs
         )
 
     def label_dialogues(self, dialogues, strategy, progressbar=None, **opts):
