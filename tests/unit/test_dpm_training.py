@@ -1,0 +1,424 @@
+"""DPM-aware training and placed / shielded temporary LoRA (tiny models).
+
+Authors
+ * speechbrain_dpm developers 2026
+"""
+
+import json
+import os
+
+import pytest
+import speechbrain as sb
+import torch
+
+from speechbrain_dpm.brain import load_dialogues
+from speechbrain_dpm.context import build_strategy
+from speechbrain_dpm.dpm_training import (
+    DialogueRunDataset,
+    DPMAwareBrain,
+    FunctionalLoRA,
+    PlacedLoRAMemory,
+    collate_runs,
+    inner_window,
+)
+from speechbrain_dpm.sequence import context_window, make_utterance
+from speechbrain_dpm.sllm import EmotionSLLM, tiny_llm
+
+K, D = 16, 8
+EMOTIONS = ["neu", "hap", "sad", "ang"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest (and steadiest on a busy machine) on one
+    thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def fake_manifest(folder, n_dialogues=3, turns=5, seed=0):
+    """Units whose distribution depends on the emotion (as test_brain)."""
+    gen = torch.Generator().manual_seed(seed)
+    os.makedirs(folder, exist_ok=True)
+    manifest = {}
+    for d in range(n_dialogues):
+        for t in range(turns):
+            emo = int(torch.randint(0, 4, (1,), generator=gen))
+            n = int(torch.randint(4, 9, (1,), generator=gen))
+            units = torch.randint(0, 4, (n,), generator=gen) + 4 * emo
+            feats = torch.randn(n, D, generator=gen).half()
+            utt_id = f"dia{d}_utt{t}"
+            path = os.path.join(folder, f"{utt_id}.pt")
+            torch.save({"units": units, "feats": feats}, path)
+            manifest[utt_id] = {
+                "wav": "unused.wav",
+                "length": n / 25,
+                "emo": EMOTIONS[emo],
+                "dialogue_id": f"dia{d}",
+                "turn_index": t,
+                "speaker": f"spk{d % 2}",
+                "units": path,
+            }
+    path = os.path.join(folder, "manifest.json")
+    with open(path, "w") as f:
+        json.dump(manifest, f)
+    return path
+
+
+def make_sllm(lora_dropout=0.0):
+    torch.manual_seed(0)
+    sllm = EmotionSLLM(
+        tiny_llm(), K, 4, feat_dim=D, lora_rank=4, lora_dropout=lora_dropout
+    )
+    with torch.no_grad():  # as if trained: fixed LoRA and rows non-zero
+        for param in sllm.fixed_lora:
+            param.add_(0.2 * torch.randn_like(param))
+        sllm.token_out.add_(0.2 * torch.randn_like(sllm.token_out))
+    return sllm
+
+
+def make_brain(save_dir=None, sllm=None, **hparams):
+    sllm = sllm or make_sllm()
+    counter = sb.utils.epoch_loop.EpochCounter(1)
+    hp = {
+        "audio_loss_weight": 0.5,
+        "emotion_loss_weight": 0.5,
+        "emotions": EMOTIONS,
+        "n_ctx": 24,
+        "epoch_counter": counter,
+        "training_mode": "dpm_aware",
+        "inner_utts": 2,
+        "outer_utts": 2,
+        "dpm_n_context": 10,
+        "inner_lr": 1e-2,
+        "memory_rank": 2,
+        "memory_alpha": 4,
+    }
+    hp.update(hparams)
+    checkpointer = None
+    if save_dir is not None:
+        checkpointer = sb.utils.checkpoints.Checkpointer(
+            save_dir, recoverables={"sllm": sllm, "counter": counter}
+        )
+    brain = DPMAwareBrain(
+        modules={"sllm": sllm},
+        opt_class=lambda params: torch.optim.AdamW(params, lr=1e-2),
+        hparams=hp,
+        run_opts={"device": "cpu", "noprogressbar": True},
+        checkpointer=checkpointer,
+    )
+    return brain, sllm
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    path = fake_manifest(str(tmp_path_factory.mktemp("units")))
+    return load_dialogues(path, EMOTIONS, EmotionSLLM(tiny_llm(), K, 4).space)
+
+
+def items_of(brain, data):
+    loader = brain.make_window_loader(data, sb.Stage.TRAIN, batch_size=1)
+    return loader.dataset
+
+
+def loss_and_grads(brain, sllm, items):
+    """Outer loss of a batch and the gradients of the trained parameters."""
+    brain.on_stage_start(sb.Stage.TRAIN)
+    batch = collate_runs(items)
+    out = brain.compute_forward(batch, sb.Stage.TRAIN)
+    loss = brain.compute_objectives(out, batch, sb.Stage.TRAIN)
+    params = sllm.trainable_parameters()
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    grads = [
+        torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)
+    ]
+    return loss.detach(), grads
+
+
+@pytest.mark.parametrize("order", ["first", "second"])
+def test_one_epoch_changes_only_fixed_parameters(tmp_path, data, order):
+    brain, sllm = make_brain(
+        str(tmp_path / "save"), meta_order=order, memory_input_proj=True
+    )
+    before = {n: p.detach().clone() for n, p in sllm.named_parameters()}
+    trained = {id(p) for p in sllm.trainable_parameters()}
+    train = brain.make_window_loader(
+        data, sb.Stage.TRAIN, batch_size=2, shuffle=True
+    )
+    assert isinstance(train.dataset, DialogueRunDataset)
+    valid = brain.make_window_loader(
+        data, sb.Stage.VALID, ckpt_prefix=None, batch_size=2
+    )
+    brain.fit(brain.hparams.epoch_counter, train, valid)
+    assert brain.train_stats["inner_audio_loss"] > 0
+    # The optimizer holds exactly the fixed parameters; no memory tensor.
+    optimized = {
+        id(p) for g in brain.optimizer.param_groups for p in g["params"]
+    }
+    assert optimized == trained
+    assert not any("memory" in n for n, _ in sllm.named_parameters())
+    for name, param in sllm.named_parameters():
+        if id(param) in trained:
+            continue
+        assert torch.equal(before[name], param), name  # base: bit-identical
+    changed = [
+        n for n, p in sllm.named_parameters() if not torch.equal(before[n], p)
+    ]
+    assert any(".fixed." in n for n in changed)
+    assert "feat_proj.1.weight" in changed
+    # No hook of the temporary LoRA is left on the model.
+    assert not brain.memory_lora.hooked_modules()
+
+
+def test_inner_state_never_leaks_between_items(data):
+    brain, sllm = make_brain()
+    dataset = items_of(brain, data)
+    a, b = dataset[1], dataset[4]  # both with 2 written utterances
+    assert len(a["inner"]) == len(b["inner"]) == 2
+    loss_b, grads_b = loss_and_grads(brain, sllm, [b])
+    loss_a, _ = loss_and_grads(brain, sllm, [a])
+    loss_b2, grads_b2 = loss_and_grads(brain, sllm, [b])
+    assert not torch.equal(loss_a, loss_b)
+    assert torch.equal(loss_b, loss_b2)
+    for g1, g2 in zip(grads_b, grads_b2):
+        assert torch.equal(g1, g2)
+    # In one batch, each row writes its own memory: row B as B alone
+    # (up to rounding, which AdamW's first step amplifies where |g| ~ eps).
+    alone, _ = brain.inner_loop(collate_runs([b]))
+    together, _ = brain.inner_loop(collate_runs([a, b]))
+    for w1, w2 in zip(alone, together):
+        assert torch.allclose(w1[0], w2[1], atol=1e-4)
+    assert not torch.allclose(together[-1][0], together[-1][1])
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_gradients_reach_fixed_lora_through_the_inner_step(data, optimizer):
+    grads = {}
+    for order in ("first", "second"):
+        brain, sllm = make_brain(
+            meta_order=order, inner_optimizer=optimizer, inner_lr=0.5
+        )
+        item = items_of(brain, data)[1]
+        _, all_grads = loss_and_grads(brain, sllm, [item])
+        fixed = {id(p) for p in sllm.fixed_lora}
+        grads[order] = [
+            g
+            for p, g in zip(sllm.trainable_parameters(), all_grads)
+            if id(p) in fixed
+        ]
+    for order, gs in grads.items():
+        assert sum(g.abs().sum() for g in gs) > 0, order
+    # Second order adds the path through the written memory.
+    diff = sum(
+        (a - b).abs().sum() for a, b in zip(grads["first"], grads["second"])
+    )
+    assert diff > 0
+
+
+def test_inner_loop_is_the_inference_write(data):
+    """First-order AdamW inner loop == PlacedLoRAMemory's writes."""
+    brain, sllm = make_brain(inner_lr=1e-2, memory_placement="attention")
+    dataset = items_of(brain, data)
+    item_index = 1
+    weights, losses = brain.inner_loop(collate_runs([dataset[item_index]]))
+    d, start, n_in, _ = dataset.items[item_index]
+    utts = dataset.dialogues[d]
+    memory = PlacedLoRAMemory(
+        sllm, placement="attention", rank=2, alpha=4, lr=1e-2
+    )
+    outs = [
+        memory.write(inner_window(utts[:i], utts[i], 10))
+        for i in range(start - n_in, start)
+    ]
+    for w_train, w_inf in zip(weights, memory.params):
+        assert torch.allclose(w_train, w_inf, atol=1e-4)
+    assert torch.allclose(
+        losses[:, 0], torch.tensor([o.loss for o in outs]), atol=1e-5
+    )
+
+
+@pytest.mark.parametrize(
+    "placement, layers, input_proj, expected",
+    [
+        ("all-linear", None, False, 14),
+        ("attention", None, False, 8),
+        ("mlp", None, False, 6),
+        ("lower-1", None, False, 7),
+        ("attention+lower-1", None, False, 4),
+        ("mlp", [1], False, 3),
+        ("input-proj", None, False, 1),
+        ("attention", None, True, 9),
+    ],
+)
+def test_placement_presets(placement, layers, input_proj, expected):
+    sllm = make_sllm()
+    lora = FunctionalLoRA(sllm, 2, 4, placement, layers, input_proj)
+    with lora.applied(lora.init_weights()):
+        hooked = lora.hooked_modules()
+    assert len(hooked) == len(lora.sites) == expected
+    assert not lora.hooked_modules()
+    names = lora.site_names
+    if placement.startswith("attention"):
+        assert all("self_attn" in n or n == "feat_proj" for n in names)
+    if placement == "mlp":
+        assert all(".mlp." in n for n in names)
+    if layers == [1]:
+        assert all(n.startswith("layers.1.") for n in names)
+    if "lower-1" in placement:
+        assert all(n.startswith("layers.0.") for n in names)
+    assert ("feat_proj" in names) == (input_proj or placement == "input-proj")
+    # A written memory sits exactly there, and nowhere after a reset.
+    memory = PlacedLoRAMemory(
+        sllm, placement, layers, input_proj, rank=2, lr=1e-2
+    )
+    utts = dialogue(sllm.space, 2)
+    memory.write(context_window(utts[:1], utts[1], 8))
+    assert len(memory.lora.hooked_modules()) == expected
+    memory.reset()
+    assert not memory.lora.hooked_modules()
+
+
+def test_bad_placements():
+    sllm = make_sllm()
+    for bad in ("lower-9", "heads", "lower-0"):
+        with pytest.raises(ValueError):
+            FunctionalLoRA(sllm, 2, 4, bad)
+    units_only = EmotionSLLM(tiny_llm(), K, 4, audio_input="units")
+    with pytest.raises(ValueError):
+        FunctionalLoRA(units_only, 2, 4, "input-proj")
+
+
+def dialogue(space, n, seed=1, zero_feats=False):
+    gen = torch.Generator().manual_seed(seed)
+    utts = []
+    for i in range(n):
+        size = int(torch.randint(3, 8, (1,), generator=gen))
+        units = torch.randint(0, K, (size,), generator=gen)
+        feats = torch.randn(size, D, generator=gen)
+        if zero_feats:
+            feats = torch.zeros_like(feats)
+        utts.append(make_utterance(units, feats, space, label=i % 4))
+    return utts
+
+
+def written_memory(sllm, utts, **kwargs):
+    memory = PlacedLoRAMemory(sllm, rank=2, alpha=4, lr=0.05, **kwargs)
+    for i, utt in enumerate(utts):
+        memory.write(context_window(utts[:i], utt, 8))
+    return memory
+
+
+def test_position_mask_of_the_functional_lora():
+    sllm = make_sllm().eval()
+    lora = FunctionalLoRA(sllm, 2, 4, "all-linear")
+    weights = [w + 0.3 for w in lora.init_weights()]
+    proj = sllm.llm.get_decoder().layers[0].self_attn.q_proj
+    x = torch.randn(1, 5, 32)
+    base = proj(x)
+    mask = torch.tensor([[1.0, 1.0, 0.0, 0.0, 1.0]])
+    with lora.applied(weights, mask):
+        out = proj(x)
+    assert torch.equal(out[:, 2:4], base[:, 2:4])
+    assert not torch.allclose(out[:, :2], base[:, :2])
+
+
+def test_shielded_read_ignores_memory_on_the_current_utterance():
+    """Memory that can only act on the current utterance's positions
+    (input projection; the context's features are zero, so its delta there
+    is zero): a shielded read equals the memory-less read exactly, an
+    unshielded one does not. Broken shielding fails the first check."""
+    sllm = make_sllm().eval()
+    ctx = dialogue(sllm.space, 3, zero_feats=True)
+    utt = dialogue(sllm.space, 1, seed=5)[0]
+    memory = written_memory(
+        sllm, dialogue(sllm.space, 3, seed=7), placement="input-proj"
+    )
+    window = context_window(ctx, utt, n_context=12)
+    with memory.disabled():
+        plain = memory.read(window)
+    memory.current_len = len(utt)
+    unshielded = memory.read(window)
+    memory.shield = True
+    shielded = memory.read(window)
+    assert not torch.allclose(unshielded, plain)
+    assert torch.equal(shielded, plain)
+
+
+def test_shielded_read_uses_memory_on_the_context_only():
+    sllm = make_sllm().eval()
+    utts = dialogue(sllm.space, 4)
+    memory = written_memory(sllm, utts[:3], shield=True)
+    memory.current_len = len(utts[3])
+    alone = context_window([], utts[3], n_context=0)
+    with_ctx = context_window(utts[:3], utts[3], n_context=12)
+    reads = {}
+    for name, window in (("alone", alone), ("ctx", with_ctx)):
+        with memory.disabled():
+            reads[name, "off"] = memory.read(window)
+        reads[name, "shield"] = memory.read(window)
+        memory.shield = False
+        reads[name, "full"] = memory.read(window)
+        memory.shield = True
+    # No context: nothing before t, so the shielded read is memory-free.
+    assert torch.equal(reads["alone", "shield"], reads["alone", "off"])
+    assert not torch.allclose(reads["alone", "full"], reads["alone", "off"])
+    # With context the memory acts there only.
+    assert not torch.allclose(reads["ctx", "shield"], reads["ctx", "off"])
+    assert not torch.allclose(reads["ctx", "shield"], reads["ctx", "full"])
+
+
+@pytest.mark.parametrize("shield", [False, True])
+def test_every_zero_equals_sliding(shield):
+    sllm = make_sllm().eval()
+    utts = dialogue(sllm.space, 5)
+    sliding = build_strategy("sliding", sllm, n_context=10)
+    placed = build_strategy(
+        "dpm_placed",
+        sllm,
+        n_context=10,
+        every=0,
+        rank=2,
+        lr=0.05,
+        placement="attention",
+        input_proj=True,
+        shield=shield,
+    )
+    assert torch.equal(
+        placed.predict_dialogue(utts), sliding.predict_dialogue(utts)
+    )
+
+
+def test_placed_all_linear_equals_peft_memory():
+    """The functional LoRA computes what the peft memory adapter does."""
+    sllm = make_sllm().eval()
+    utts = dialogue(sllm.space, 4)
+    opts = {"n_context": 10, "rank": 2, "alpha": 4, "lr": 0.05}
+    peft_dpm = build_strategy("dpm", sllm, **opts).predict_dialogue(utts)
+    placed = build_strategy("dpm_placed", sllm, **opts).predict_dialogue(utts)
+    assert torch.allclose(peft_dpm, placed, atol=1e-4)
+
+
+def test_shielded_strategy_reads_every_utterance_shielded():
+    sllm = make_sllm().eval()
+    utts = dialogue(sllm.space, 4)
+    strategy = build_strategy(
+        "dpm_placed",
+        sllm,
+        n_context=10,
+        rank=2,
+        alpha=4,
+        lr=0.05,
+        shield=True,
+        diagnostics=True,
+    )
+    got = strategy.predict_dialogue(utts)
+    # Replay: write 0..t, then a shielded read of t.
+    memory = PlacedLoRAMemory(sllm, rank=2, alpha=4, lr=0.05, shield=True)
+    for t, utt in enumerate(utts):
+        memory.write(context_window(utts[:t], utt, 10))
+        memory.current_len = len(utt)
+        read = memory.read(context_window(utts[:t], utt, 10))
+        assert torch.allclose(got[t], read, atol=1e-6), t
+    assert all(r["p_before"] is not None for r in strategy.records)
