@@ -18,11 +18,19 @@ Authors
  * speechbrain_dpm developers 2026
 """
 
+import importlib
+
 import torch
 
 from speechbrain_dpm.sequence import context_window, pack_dialogue
 
 STRATEGIES = {}
+# Strategies registered by modules that are imported only when needed
+# (they pull in the memory machinery).
+LAZY_STRATEGIES = {
+    "dpm": "speechbrain_dpm.memory",
+    "dpm_placed": "speechbrain_dpm.dpm_training",
+}
 
 
 def register(name):
@@ -60,13 +68,38 @@ def build_strategy(name, sllm, **kwargs):
     >>> build_strategy("sliding", sllm, n_context=16).name
     'sliding'
     """
-    if name == "dpm" and name not in STRATEGIES:
-        import speechbrain_dpm.memory  # noqa: F401  (registers "dpm")
+    return strategy_class(name)(sllm, **kwargs)
+
+
+def strategy_class(name):
+    """The class of a strategy, importing its module if needed.
+
+    Arguments
+    ---------
+    name : str
+        A strategy name.
+
+    Returns
+    -------
+    type
+        The registered class.
+
+    Raises
+    ------
+    ValueError
+        If no strategy has that name.
+
+    Example
+    -------
+    >>> strategy_class("dpm").__name__
+    'DPMStrategy'
+    """
+    if name not in STRATEGIES and name in LAZY_STRATEGIES:
+        importlib.import_module(LAZY_STRATEGIES[name])
     if name not in STRATEGIES:
-        raise ValueError(
-            f"unknown context strategy {name!r}; known: {sorted(STRATEGIES)}"
-        )
-    return STRATEGIES[name](sllm, **kwargs)
+        known = sorted(set(STRATEGIES) | set(LAZY_STRATEGIES))
+        raise ValueError(f"unknown strategy {name!r}; known: {known}")
+    return STRATEGIES[name]
 
 
 class ContextStrategy:

@@ -259,7 +259,7 @@ def complete_settings(sllm, settings):
     ...
     ValueError: settings['n_units']=9 contradicts the model (8)
     """
-    from speechbrain_dpm.context import STRATEGIES
+    from speechbrain_dpm.context import strategy_class
 
     settings = dict(settings)
     unknown = sorted(set(settings) - set(KNOWN_SETTINGS))
@@ -285,13 +285,7 @@ def complete_settings(sllm, settings):
     settings.setdefault("lora_targets", "all-linear")
     if settings.get("strategy") is None:
         settings["strategy"] = "dpm"
-    if settings["strategy"] == "dpm":
-        import speechbrain_dpm.memory  # noqa: F401  (registers "dpm")
-    if settings["strategy"] not in STRATEGIES:
-        raise ValueError(
-            f"unknown strategy {settings['strategy']!r}; known: "
-            f"{sorted(STRATEGIES)}"
-        )
+    strategy_class(settings["strategy"])  # fails early on an unknown name
     settings["strategy_opts"] = dict(settings.get("strategy_opts") or {})
     rate = settings.get("sample_rate") or SAMPLE_RATE
     if int(rate) != SAMPLE_RATE:

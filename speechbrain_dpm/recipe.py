@@ -15,7 +15,8 @@ import torch
 from speechbrain.utils.distributed import if_main_process, run_on_main
 from speechbrain.utils.logger import get_logger
 
-from speechbrain_dpm.brain import DPMBrain, load_dialogues
+from speechbrain_dpm.brain import load_dialogues
+from speechbrain_dpm.dpm_training import DPMAwareBrain
 from speechbrain_dpm.inference import export_model_folder
 from speechbrain_dpm.metrics import results_table
 from speechbrain_dpm.units import extract_units, units_manifest_path
@@ -134,7 +135,8 @@ def run_recipe(hparams, run_opts, corpus):
         )
         for split, path in manifests.items()
     }
-    brain = DPMBrain(
+    # Plain training unless hparams say training_mode: dpm_aware.
+    brain = DPMAwareBrain(
         modules=hparams["modules"],
         opt_class=hparams["opt_class"],
         hparams=hparams,
