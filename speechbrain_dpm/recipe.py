@@ -106,7 +106,7 @@ def run_recipe(hparams, run_opts, corpus):
     Returns
     -------
     dict
-        Strategy → test metrics (empty on non-main DDP ranks).
+        Split → strategy → metrics (empty on non-main DDP ranks).
     """
     check_hparams(hparams)
     save = hparams["save_folder"]
@@ -153,11 +153,16 @@ def run_recipe(hparams, run_opts, corpus):
         **hparams["valid_loader_kwargs"],
     )
     brain.fit(hparams["epoch_counter"], train_loader, valid_loader)
-    results = brain.evaluate_strategies(
-        data["test"],
-        hparams["test_strategies"],
-        out_dir=os.path.join(hparams["output_folder"], "results"),
-    )
+    # eval_splits: [valid] (with --test_only) tunes e.g. memory_lr on the
+    # validation split without touching the test split.
+    results = {}
+    for split in hparams["eval_splits"]:
+        results[split] = brain.evaluate_strategies(
+            data[split],
+            hparams["test_strategies"],
+            out_dir=os.path.join(hparams["output_folder"], "results"),
+            title=split,
+        )
     if if_main_process():
         export_model(hparams)
         tag = (
@@ -165,7 +170,10 @@ def run_recipe(hparams, run_opts, corpus):
             if is_synthetic(hparams["data_folder"])
             else "real corpus"
         )
-        print(f"\n{corpus} test results, {tag}:\n{results_table(results)}\n")
+        for split, table in results.items():
+            print(
+                f"\n{corpus} {split} results, {tag}:\n{results_table(table)}\n"
+            )
     if torch.distributed.is_initialized():
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
