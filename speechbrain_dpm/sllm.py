@@ -298,15 +298,11 @@ class EmotionSLLM(nn.Module):
         scale = llm.get_input_embeddings().weight.std().item()
         self.token_embed = nn.Embedding(self.space.size, hidden)
         nn.init.normal_(self.token_embed.weight, std=scale)
-        # Output rows: unit rows at the scale of the LLM's own output rows
-        # (logits of the usual size); emotion rows at zero, so training
-        # starts from a uniform emotion distribution rather than a random
-        # confident one.
+        # Output rows start at zero: training starts from uniform unit and
+        # emotion distributions instead of random confident ones (the
+        # trunk's hidden states have norms of ~50, so even small random
+        # rows give large logits).
         self.token_out = nn.Parameter(torch.zeros(self.space.size, hidden))
-        out_scale = llm.get_output_embeddings().weight.std().item()
-        nn.init.normal_(
-            self.token_out.data[self.space.audio_slice], std=out_scale
-        )
         self.feat_proj = None
         if audio_input == "units+continuous":
             self.feat_proj = nn.Sequential(
