@@ -1,0 +1,195 @@
+"""DDP tests of the IEMOCAP recipe on 2 CPU processes (gloo), with the tiny
+models and corpus of ``tests/test_recipes.py`` (shared with it per
+session): a training smoke test, and evaluation parity (``--test_only``
+on 1 and on 2 processes give exactly the same metrics and predictions).
+
+Authors
+ * speechbrain_dpm developers 2026
+"""
+
+import importlib.util
+import json
+import os
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+_spec = importlib.util.spec_from_file_location(
+    "_dpm_recipe_tests", Path(__file__).with_name("test_recipes.py")
+)
+rt = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(rt)
+
+ROW = rt.ROWS_BY_ID["IEMOCAP_dpm"]
+
+
+def _has_torchrun():
+    """torchrun (``torch.distributed.run``) with the gloo backend."""
+    try:
+        import torch.distributed as dist
+    except ImportError:
+        return False
+    return (
+        dist.is_available()
+        and dist.is_gloo_available()
+        and importlib.util.find_spec("torch.distributed.run") is not None
+    )
+
+
+# torchrun of this interpreter (the one on PATH may be another install)
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
+pytestmark = pytest.mark.skipif(
+    not _has_torchrun(), reason="torchrun / gloo unavailable"
+)
+
+# The known DDP bug (see hang_reason): rank 0 waits forever in
+# train_logger.log_stats at the end of evaluation.
+KNOWN_HANG = (
+    "DDP evaluation hangs: DPMBrain.evaluate_strategies calls "
+    "train_logger.log_stats (SpeechBrain's @main_process_only, which ends "
+    "in a ddp_broadcast collective) on rank 0 only; the other ranks wait "
+    "at run_recipe's barrier. Fix in brain.py: call log_stats on every "
+    "rank (see the test report)"
+)
+KNOWN_DIAGNOSTICS = (
+    "DPM diagnostics 'dialogue' is the runner's count of dialogues seen on "
+    "its rank, not the dialogue's index: it differs under DDP. Fix in "
+    "brain.label_dialogues: {**records[pos], 'dialogue': order + 1}"
+)
+
+
+def free_port():
+    """A TCP port free on localhost now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def torchrun(args, log_path, out, env=None):
+    """Runs the recipe on 2 gloo processes; a run that hangs once its
+    results are written is killed after 30 s of silence."""
+    cmd = [
+        *TORCHRUN,
+        "--nproc_per_node=2",
+        f"--master_port={free_port()}",
+        *args,
+        "--distributed_backend=gloo",
+    ]
+    return rt.run_logged(
+        cmd, log_path, env=env, done_file=Path(out) / "results" / "test.md"
+    )
+
+
+def hang_reason(run, out):
+    """The known bug's reason if ``run`` hung the known way, else None."""
+    if (
+        run["killed"] == "stall"
+        and (Path(out) / "results" / "test.md").exists()
+        and "Exported the model" not in run["output"]
+    ):
+        return KNOWN_HANG
+    return None
+
+
+def check_ddp_run(run, out):
+    """Fails with the run's output, or xfails on the known hang."""
+    reason = hang_reason(run, out)
+    if reason is not None:
+        pytest.xfail(reason)
+    assert run["rc"] == 0, rt.describe(run)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """The tiny Whisper and Llama folders."""
+    return rt.tiny_models(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """The tiny IEMOCAP corpus."""
+    return rt.corpus(tmp_path_factory, "IEMOCAP")
+
+
+def test_ddp_training_smoke(models, data, tmp_path):
+    """``torchrun --nproc_per_node=2`` trains one epoch, evaluates and
+    exports."""
+    out = tmp_path / "out"
+    args = rt.recipe_args(ROW, data, out, models)
+    run = torchrun(args, tmp_path / "stdout.txt", out)
+    check_ddp_run(run, out)
+    for name in ("train_log.txt", "results/test.json", "model/sllm.ckpt"):
+        assert (out / name).exists(), name
+    assert "epoch: 1 -" in (out / "train_log.txt").read_text()
+    assert list((out / "save").glob("CKPT+*"))
+
+
+def read_predictions(folder):
+    """Strategy → rows of ``results/test_predictions_<strategy>.jsonl``."""
+    out = {}
+    for path in sorted((Path(folder) / "results").glob("test_predictions_*")):
+        name = path.stem[len("test_predictions_") :]
+        out[name] = [
+            json.loads(line) for line in path.read_text().split("\n") if line
+        ]
+    return out
+
+
+def without_dialogue_counter(rows):
+    """Rows with the DPM diagnostics' ``dialogue`` counter removed."""
+    clean = []
+    for row in rows:
+        row = dict(row)
+        if "diagnostics" in row:
+            row["diagnostics"] = {
+                k: v for k, v in row["diagnostics"].items() if k != "dialogue"
+            }
+        clean.append(row)
+    return clean
+
+
+def test_ddp_evaluation_parity(models, data, tmp_path_factory, tmp_path):
+    """Evaluating a trained folder with ``--test_only`` on 1 and on 2
+    processes gives exactly the same metrics and predictions."""
+    trained = rt.recipe_run(tmp_path_factory, ROW["id"])
+    assert trained["rc"] == 0, "the training run failed (see test_recipes)"
+    env = dict(os.environ, OMP_NUM_THREADS="1")  # the same math in both
+    outs, runs = {}, {}
+    for mode in ("single", "ddp"):
+        out = rt.copy_run(trained["folder"], tmp_path / mode)
+        ckpts = sorted(p.name for p in (out / "save").glob("CKPT+*"))
+        args = rt.recipe_args(ROW, data, out, models, extra=["--test_only"])
+        log = tmp_path / f"{mode}.txt"
+        if mode == "single":
+            runs[mode] = rt.run_logged([sys.executable, *args], log, env=env)
+        else:
+            runs[mode] = torchrun(args, log, out, env=env)
+        outs[mode] = out
+        # --test_only trains nothing and saves no new checkpoint
+        assert "Going into epoch" not in runs[mode]["output"]
+        assert ckpts == sorted(p.name for p in (out / "save").glob("CKPT+*"))
+    assert runs["single"]["rc"] == 0, rt.describe(runs["single"])
+    hung = hang_reason(runs["ddp"], outs["ddp"])
+    if hung is None:
+        assert runs["ddp"]["rc"] == 0, rt.describe(runs["ddp"])
+    # Compare what was written, even if the DDP run then hung.
+    metrics = {
+        mode: json.loads((out / "results" / "test.json").read_text())
+        for mode, out in outs.items()
+    }
+    assert set(metrics["single"]) == {"utterance", "one_pass", "sliding", "dpm"}
+    assert metrics["ddp"] == metrics["single"]
+    preds = {mode: read_predictions(out) for mode, out in outs.items()}
+    assert set(preds["ddp"]) == set(preds["single"]) == set(metrics["single"])
+    n_dialogues = len({r["dialogue_id"] for r in preds["single"]["dpm"]})
+    assert n_dialogues >= 2, "too few test dialogues to shard"
+    for name, rows in preds["single"].items():
+        assert without_dialogue_counter(preds["ddp"][name]) == (
+            without_dialogue_counter(rows)
+        ), name
+    if hung is not None:
+        pytest.xfail(hung)
+    if preds["ddp"] != preds["single"]:
+        pytest.xfail(KNOWN_DIAGNOSTICS)

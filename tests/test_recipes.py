@@ -1,0 +1,395 @@
+"""Recipe tests: every YAML of ``recipes/*/hparams`` runs end to end (prep →
+units → 1 epoch → evaluation → export) on a tiny generated corpus with a
+tiny random Whisper and a tiny random Llama, as listed with its debug flags
+and file checks in ``tests/recipes/<Dataset>.csv`` (SpeechBrain's
+recipe-test convention). Also: every YAML is listed, every YAML key is
+used, and a stopped run resumes from its last checkpoint.
+
+The helpers here are shared with ``tests/test_ddp.py``; corpora, tiny
+models and recipe runs are built once per pytest session (in the session's
+base temporary folder) and reused by both modules.
+
+Authors
+ * speechbrain_dpm developers 2026
+"""
+
+import csv
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CSV_DIR = REPO / "tests" / "recipes"
+# Python files that may read a recipe's hparams (besides its train.py).
+HPARAM_READERS = [
+    REPO / "speechbrain_dpm" / name
+    for name in ("recipe.py", "brain.py", "dpm_training.py")
+]
+RUN_TIMEOUT = 600  # seconds per recipe run (a tiny run takes ~30 s)
+STALL_TIMEOUT = 180  # no new output for this long: the run hangs
+
+
+# -- the CSV rows ------------------------------------------------------------
+
+
+def read_rows():
+    """All rows of ``tests/recipes/*.csv``, each with an ``id``
+    (``<Dataset>_<yaml stem>``)."""
+    rows = []
+    for path in sorted(CSV_DIR.glob("*.csv")):
+        with open(path, newline="", encoding="utf-8") as fin:
+            for row in csv.DictReader(fin):
+                row["id"] = f"{row['Dataset']}_{Path(row['Hparam_file']).stem}"
+                rows.append(row)
+    return rows
+
+
+ROWS = read_rows()
+ROWS_BY_ID = {row["id"]: row for row in ROWS}
+
+
+def file_checks(row):
+    """The files of ``test_debug_checks``'s ``file_exists=[...]``."""
+    match = re.search(r"file_exists=\[([^\]]*)\]", row["test_debug_checks"])
+    if match is None:
+        return []
+    return [f.strip() for f in match.group(1).split(",") if f.strip()]
+
+
+# -- session-wide shared folders --------------------------------------------
+
+
+def shared_folder(tmp_path_factory, name, build):
+    """A folder under the session's base temporary folder, built once per
+    session by ``build(path)`` (whichever test module asks first).
+
+    Returns
+    -------
+    tuple
+        ``(path, info)``: the folder and what ``build`` returned (JSON).
+    """
+    path = tmp_path_factory.getbasetemp() / "shared" / name
+    marker = path.with_name(name + ".done.json")
+    if not marker.exists():
+        if path.exists():
+            shutil.rmtree(path)
+        path.mkdir(parents=True)
+        info = build(path)
+        marker.write_text(json.dumps(info))
+    return path, json.loads(marker.read_text())
+
+
+def build_tiny_models(root):
+    """A tiny random HF Whisper (64-d, 2 encoder blocks) and a tiny random
+    Llama, saved under ``root`` (absolute paths)."""
+    import torch
+    from transformers import (
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperModel,
+    )
+
+    from speechbrain_dpm.sllm import tiny_llm
+
+    whisper = str((root / "whisper").resolve())
+    config = WhisperConfig(
+        d_model=64,
+        encoder_layers=2,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=128,
+        decoder_ffn_dim=128,
+        vocab_size=100,
+        num_mel_bins=80,
+        max_source_positions=1500,
+        max_target_positions=32,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        decoder_start_token_id=1,
+    )
+    torch.manual_seed(0)
+    WhisperModel(config).save_pretrained(whisper)
+    WhisperFeatureExtractor(feature_size=80).save_pretrained(whisper)
+    llm = str((root / "llm").resolve())
+    tiny_llm(hidden_size=32, layers=2, heads=4).save_pretrained(llm)
+    return {"whisper": whisper, "llm": llm}
+
+
+def build_corpus(dataset):
+    """A builder of the tiny synthetic corpus of ``dataset``. IEMOCAP: 10
+    dialogues of 3-4 turns, two per session, so the test split (Session5)
+    has two dialogues to shard over DDP ranks."""
+
+    def build(root):
+        from speechbrain_dpm.synth import generate_iemocap, generate_meld
+
+        if dataset == "IEMOCAP":
+            generate_iemocap(root, n_dialogues=10, turns=(3, 4), n_jobs=1)
+        else:
+            generate_meld(root, n_dialogues=(2, 1, 1), turns=(3, 4), n_jobs=1)
+        return {"root": str(root.resolve())}
+
+    return build
+
+
+def tiny_models(tmp_path_factory):
+    """Folders of the tiny Whisper and Llama (shared by the session)."""
+    return shared_folder(tmp_path_factory, "tiny_models", build_tiny_models)[1]
+
+
+def corpus(tmp_path_factory, dataset):
+    """Root of the tiny corpus of ``dataset`` (shared by the session)."""
+    name = f"corpus_{dataset}"
+    return shared_folder(tmp_path_factory, name, build_corpus(dataset))[1][
+        "root"
+    ]
+
+
+# -- running a recipe ------------------------------------------------------
+
+
+def recipe_args(row, data_folder, output_folder, models, extra=()):
+    """The script's arguments for a CSV row (tiny sources injected);
+    ``extra`` flags replace the row's flags of the same name."""
+    names = {flag.split("=")[0] for flag in extra}
+    flags = [
+        flag
+        for flag in row["test_debug_flags"].split()
+        if flag.split("=")[0] not in names
+    ]
+    return [
+        row["Script_file"],
+        row["Hparam_file"],
+        f"--data_folder={data_folder}",
+        f"--output_folder={output_folder}",
+        f"--encoder_source={models['whisper']}",
+        f"--llm_source={models['llm']}",
+        *flags,
+        "--device=cpu",
+        "--noprogressbar",
+        *extra,
+    ]
+
+
+def run_logged(
+    cmd,
+    log_path,
+    env=None,
+    timeout=RUN_TIMEOUT,
+    stall=STALL_TIMEOUT,
+    done_file=None,
+    done_stall=30,
+):
+    """Runs ``cmd`` (cwd: the repository) with its output in ``log_path``.
+
+    The process group is killed when the run exceeds ``timeout`` seconds,
+    or writes nothing for ``stall`` seconds (``done_stall`` once
+    ``done_file`` exists: a run that has written its results but neither
+    writes nor exits any more hangs).
+
+    Returns
+    -------
+    dict
+        ``rc`` (None if killed), ``killed`` (None, ``timeout`` or
+        ``stall``), ``seconds``, ``output``.
+    """
+    full_env = dict(os.environ if env is None else env)
+    full_env.setdefault("HF_HUB_OFFLINE", "1")
+    full_env.setdefault("TRANSFORMERS_OFFLINE", "1")
+    # Tiny models run far faster on one thread, above all on a busy
+    # machine (DPM evaluation: 0.3 s on 1 thread, 13 s on 2, measured).
+    full_env.setdefault("OMP_NUM_THREADS", "1")
+    start = time.monotonic()
+    killed = None
+    with open(log_path, "wb") as out:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            env=full_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        size, last_change = -1, start
+        while proc.poll() is None:
+            time.sleep(0.5)
+            now = time.monotonic()
+            new_size = os.path.getsize(log_path)
+            if new_size != size:
+                size, last_change = new_size, now
+            quiet = stall
+            if done_file is not None and os.path.exists(done_file):
+                quiet = min(stall, done_stall)
+            if now - start > timeout:
+                killed = "timeout"
+            elif now - last_change > quiet:
+                killed = "stall"
+            if killed:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                break
+    output = Path(log_path).read_text(encoding="utf-8", errors="replace")
+    return {
+        "rc": None if killed else proc.returncode,
+        "killed": killed,
+        "seconds": round(time.monotonic() - start, 1),
+        "output": output,
+    }
+
+
+def describe(run):
+    """A failure message: how the run ended and its last output."""
+    how = f"killed ({run['killed']})" if run["killed"] else f"rc={run['rc']}"
+    return f"run {how} after {run['seconds']} s; output tail:\n" + "\n".join(
+        run["output"].splitlines()[-40:]
+    )
+
+
+def recipe_run(tmp_path_factory, row_id):
+    """The single-process run of a CSV row, once per session.
+
+    Returns
+    -------
+    dict
+        ``run_logged``'s result (without ``output``) plus ``folder``, the
+        run's output folder; never modify it, copy it (``copy_run``).
+    """
+    row = ROWS_BY_ID[row_id]
+    models = tiny_models(tmp_path_factory)
+    data = corpus(tmp_path_factory, row["Dataset"])
+
+    def build(path):
+        out = path / "out"
+        cmd = [sys.executable, *recipe_args(row, data, out, models)]
+        run = run_logged(cmd, path / "stdout.txt")
+        run.pop("output")
+        return {**run, "folder": str(out)}
+
+    return shared_folder(tmp_path_factory, f"run_{row_id}", build)[1]
+
+
+def copy_run(folder, dest, drop=("results", "model")):
+    """Copies a run's output folder, without its evaluation outputs."""
+    shutil.copytree(folder, dest)
+    for name in drop:
+        shutil.rmtree(Path(dest) / name, ignore_errors=True)
+    return Path(dest)
+
+
+def read_stdout(folder):
+    """The captured output of a shared run."""
+    return (Path(folder).parent / "stdout.txt").read_text(errors="replace")
+
+
+# -- tests ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("row_id", sorted(ROWS_BY_ID))
+def test_recipe_row(row_id, tmp_path_factory):
+    """The row's recipe runs for one epoch and writes its checked files."""
+    run = recipe_run(tmp_path_factory, row_id)
+    out = Path(run["folder"])
+    assert run["rc"] == 0, describe({**run, "output": read_stdout(out)})
+    missing = [
+        f for f in file_checks(ROWS_BY_ID[row_id]) if not (out / f).exists()
+    ]
+    assert not missing, f"missing outputs: {missing}"
+    results = json.loads((out / "results" / "test.json").read_text())
+    yaml_text = Path(REPO / ROWS_BY_ID[row_id]["Hparam_file"]).read_text()
+    for name, metrics in results.items():
+        assert name in yaml_text
+        for key in ("WA", "UA", "WF1"):
+            assert 0.0 <= metrics[key] <= 100.0
+    assert "epoch: 1" in (out / "train_log.txt").read_text()
+
+
+def test_every_yaml_is_listed():
+    """Every recipe YAML has a row (SpeechBrain's consistency check), and
+    every file a row names exists."""
+    listed = {row["Hparam_file"] for row in ROWS}
+    yamls = {
+        str(p.relative_to(REPO)) for p in REPO.glob("recipes/*/hparams/*.yaml")
+    }
+    assert yamls, "no recipe YAML found"
+    assert not yamls - listed, f"not in tests/recipes/*.csv: {yamls - listed}"
+    for row in ROWS:
+        for col in ("Script_file", "Hparam_file", "Data_prep_file"):
+            assert (REPO / row[col]).is_file(), f"{row['id']}: {row[col]}"
+        if row["Readme_file"]:
+            assert (REPO / row["Readme_file"]).is_file(), row["Readme_file"]
+        assert file_checks(row), f"{row['id']}: no file_exists checks"
+        assert "--number_of_epochs=1" in row["test_debug_flags"]
+
+
+def top_level_keys(yaml_text):
+    """The top-level keys of a HyperPyYAML file (``__``-keys excluded)."""
+    keys = re.findall(r"^([A-Za-z_]\w*)\s*:", yaml_text, re.M)
+    return [k for k in keys if not k.startswith("__")]
+
+
+def key_is_used(key, yaml_text, code):
+    """True if ``key`` is referenced by ``!ref <key...>`` in the YAML or
+    read from the hparams in ``code``."""
+    if re.search(rf"<{key}\b", yaml_text):
+        return True
+    quoted = rf"['\"]{key}['\"]"
+    patterns = [
+        rf"hparams\[\s*{quoted}\s*\]",
+        rf"hparams\.{key}\b",
+        rf"getattr\(\s*(?:self\.)?hparams\s*,\s*{quoted}",
+        rf"self\._opt\(\s*{quoted}",  # DPMAwareBrain's hparams getter
+    ]
+    return any(re.search(p, code) for p in patterns)
+
+
+def test_every_yaml_key_is_used():
+    """No YAML key the recipe never reads (SpeechBrain's
+    ``check_yaml_vs_script``)."""
+    readers = "".join(p.read_text() for p in HPARAM_READERS if p.exists())
+    unused = {}
+    for path in sorted(REPO.glob("recipes/*/hparams/*.yaml")):
+        text = path.read_text()
+        code = readers + (path.parent.parent / "train.py").read_text()
+        keys = [
+            k for k in top_level_keys(text) if not key_is_used(k, text, code)
+        ]
+        if keys:
+            unused[str(path.relative_to(REPO))] = keys
+    assert not unused, f"YAML keys never used: {unused}"
+
+
+def test_stopped_run_resumes(tmp_path_factory, tmp_path):
+    """A run stopped after epoch 1 resumes there: asked for 2 epochs, it
+    recovers the checkpoint and runs epoch 2 only."""
+    row = ROWS_BY_ID["IEMOCAP_context"]
+    first = recipe_run(tmp_path_factory, row["id"])
+    assert first["rc"] == 0, "the first run failed (see test_recipe_row)"
+    out = copy_run(first["folder"], tmp_path / "out")
+    data = corpus(tmp_path_factory, row["Dataset"])
+    args = recipe_args(
+        row,
+        data,
+        out,
+        tiny_models(tmp_path_factory),
+        extra=["--number_of_epochs=2"],
+    )
+    run = run_logged([sys.executable, *args], tmp_path / "stdout.txt")
+    assert run["rc"] == 0, describe(run)
+    assert "Going into epoch 2" in run["output"]
+    assert "Going into epoch 1" not in run["output"]
+    assert "Loading a checkpoint" in run["output"]
+    log = (out / "train_log.txt").read_text()
+    assert len(re.findall(r"^epoch: 1 -", log, re.M)) == 1
+    assert len(re.findall(r"^epoch: 2 -", log, re.M)) == 1
+    assert (out / "results" / "test.json").exists()
+    assert len(list((out / "save").glob("CKPT+*"))) >= 1
