@@ -236,11 +236,17 @@ class DPMBrain(sb.Brain):
         if stage == sb.Stage.TRAIN:
             self.train_stats = stats
             return
-        if self.valid_true:
+        y_true, y_pred = self.valid_true, self.valid_pred
+        if torch.distributed.is_initialized():
+            # Each rank saw its share: score the whole split on every rank
+            # (if the loader is not sharded, the copies leave WA/UA as is).
+            parts = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(parts, (y_true, y_pred))
+            y_true = [y for part in parts for y in part[0]]
+            y_pred = [y for part in parts for y in part[1]]
+        if y_true:
             metrics = classification_metrics(
-                self.valid_true,
-                self.valid_pred,
-                list(self.hparams.emotions),
+                y_true, y_pred, list(self.hparams.emotions)
             )
             stats.update(UA=metrics["UA"], WA=metrics["WA"])
         if stage == sb.Stage.VALID:
@@ -319,7 +325,8 @@ class DPMBrain(sb.Brain):
                     "probs": p.tolist(),
                 }
                 if records is not None and len(records) == len(utts):
-                    row["diagnostics"] = records[pos]
+                    # the runner counts the dialogues of this rank only
+                    row["diagnostics"] = {**records[pos], "dialogue": order + 1}
                 rows.append(row)
         if world > 1:
             gathered = [None] * world
@@ -390,14 +397,18 @@ class DPMBrain(sb.Brain):
             )
         if results:
             write_results(results, out_dir, labels, title=title)
-            train_logger = getattr(self.hparams, "train_logger", None)
-            if train_logger is not None:
-                for name, m in results.items():
-                    train_logger.log_stats(
-                        stats_meta={"strategy": name},
-                        test_stats={
-                            k: round(m[k], 2)
-                            for k in ("WA", "UA", "WF1", "macro_F1")
-                        },
-                    )
+        # log_stats is @main_process_only, i.e. a collective (it ends in
+        # ddp_broadcast): every rank must call it, not only rank 0.
+        train_logger = getattr(self.hparams, "train_logger", None)
+        if train_logger is not None:
+            for name in strategies:
+                m = results.get(name, {})
+                train_logger.log_stats(
+                    stats_meta={"strategy": name},
+                    test_stats={
+                        k: round(m[k], 2)
+                        for k in ("WA", "UA", "WF1", "macro_F1")
+                        if k in m
+                    },
+                )
         return results
