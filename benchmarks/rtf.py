@@ -99,35 +99,11 @@ def make_recording(path, seconds, seed=0, rate=22050):
 
 def tiny_sources(root):
     """A tiny random Whisper and Llama saved as HF folders (for tests)."""
-    from transformers import (
-        WhisperConfig,
-        WhisperFeatureExtractor,
-        WhisperModel,
-    )
-
     from speechbrain_dpm.sllm import tiny_llm
+    from speechbrain_dpm.units import save_tiny_whisper
 
     whisper = os.path.join(root, "tiny_whisper")
-    config = WhisperConfig(
-        d_model=64,
-        encoder_layers=2,
-        decoder_layers=1,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=128,
-        decoder_ffn_dim=128,
-        vocab_size=100,
-        num_mel_bins=80,
-        max_source_positions=1500,
-        max_target_positions=32,
-        pad_token_id=0,
-        bos_token_id=1,
-        eos_token_id=2,
-        decoder_start_token_id=1,
-    )
-    torch.manual_seed(0)
-    WhisperModel(config).save_pretrained(whisper)
-    WhisperFeatureExtractor(feature_size=80).save_pretrained(whisper)
+    save_tiny_whisper(whisper)
     llm = os.path.join(root, "tiny_llm")
     tiny_llm().save_pretrained(llm)
     return whisper, 1, llm

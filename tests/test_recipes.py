@@ -90,36 +90,11 @@ def shared_folder(tmp_path_factory, name, build):
 def build_tiny_models(root):
     """A tiny random HF Whisper (64-d, 2 encoder blocks) and a tiny random
     Llama, saved under ``root`` (absolute paths)."""
-    import torch
-    from transformers import (
-        WhisperConfig,
-        WhisperFeatureExtractor,
-        WhisperModel,
-    )
-
     from speechbrain_dpm.sllm import tiny_llm
+    from speechbrain_dpm.units import save_tiny_whisper
 
     whisper = str((root / "whisper").resolve())
-    config = WhisperConfig(
-        d_model=64,
-        encoder_layers=2,
-        decoder_layers=1,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=128,
-        decoder_ffn_dim=128,
-        vocab_size=100,
-        num_mel_bins=80,
-        max_source_positions=1500,
-        max_target_positions=32,
-        pad_token_id=0,
-        bos_token_id=1,
-        eos_token_id=2,
-        decoder_start_token_id=1,
-    )
-    torch.manual_seed(0)
-    WhisperModel(config).save_pretrained(whisper)
-    WhisperFeatureExtractor(feature_size=80).save_pretrained(whisper)
+    save_tiny_whisper(whisper)
     llm = str((root / "llm").resolve())
     tiny_llm(hidden_size=32, layers=2, heads=4).save_pretrained(llm)
     return {"whisper": whisper, "llm": llm}

@@ -28,7 +28,11 @@ from speechbrain_dpm.inference import (
     export_model_folder,
 )
 from speechbrain_dpm.sllm import EmotionSLLM, tiny_llm
-from speechbrain_dpm.units import UnitCodebook, WhisperFrameEncoder
+from speechbrain_dpm.units import (
+    UnitCodebook,
+    WhisperFrameEncoder,
+    save_tiny_whisper,
+)
 
 SR = 16000
 EMOTIONS = ["neu", "hap", "sad", "ang"]
@@ -72,34 +76,9 @@ def one_thread():
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
     """Absolute folders of a tiny Whisper and a tiny Llama, and a codebook."""
-    from transformers import (
-        WhisperConfig,
-        WhisperFeatureExtractor,
-        WhisperModel,
-    )
-
     root = tmp_path_factory.mktemp("assets")
     whisper = os.path.abspath(str(root / "tiny_whisper"))
-    config = WhisperConfig(
-        d_model=64,
-        encoder_layers=2,
-        decoder_layers=1,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=128,
-        decoder_ffn_dim=128,
-        vocab_size=100,
-        num_mel_bins=80,
-        max_source_positions=1500,
-        max_target_positions=32,
-        pad_token_id=0,
-        bos_token_id=1,
-        eos_token_id=2,
-        decoder_start_token_id=1,
-    )
-    torch.manual_seed(0)
-    WhisperModel(config).save_pretrained(whisper)
-    WhisperFeatureExtractor(feature_size=80).save_pretrained(whisper)
+    save_tiny_whisper(whisper)
     llm_dir = os.path.abspath(str(root / "tiny_llm"))
     tiny_llm(hidden_size=32, layers=2, heads=4).save_pretrained(llm_dir)
     encoder = WhisperFrameEncoder(whisper, layer=1)

@@ -20,6 +20,7 @@ from speechbrain_dpm.units import (
     extract_units,
     n_frames_25hz,
     prosody_features,
+    save_tiny_whisper,
 )
 
 SR = 16000
@@ -28,34 +29,7 @@ SR = 16000
 @pytest.fixture(scope="module")
 def tiny_whisper(tmp_path_factory):
     """Absolute path of a tiny random HF Whisper (2 encoder blocks)."""
-    from transformers import (
-        WhisperConfig,
-        WhisperFeatureExtractor,
-        WhisperModel,
-    )
-
-    path = tmp_path_factory.mktemp("tiny_whisper")
-    config = WhisperConfig(
-        d_model=64,
-        encoder_layers=2,
-        decoder_layers=1,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=128,
-        decoder_ffn_dim=128,
-        vocab_size=100,
-        num_mel_bins=80,
-        max_source_positions=1500,
-        max_target_positions=32,
-        pad_token_id=0,
-        bos_token_id=1,
-        eos_token_id=2,
-        decoder_start_token_id=1,
-    )
-    torch.manual_seed(0)
-    WhisperModel(config).save_pretrained(str(path))
-    WhisperFeatureExtractor(feature_size=80).save_pretrained(str(path))
-    return os.path.abspath(str(path))
+    return save_tiny_whisper(tmp_path_factory.mktemp("tiny_whisper"))
 
 
 @pytest.fixture(scope="module")
