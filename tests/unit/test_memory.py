@@ -21,7 +21,8 @@ MEM = {"rank": 4, "alpha": 8, "lr": 1e-2}
 
 
 def make_sllm(seed=0):
-    """A tiny SLLM whose fixed LoRA is non-zero (as if trained)."""
+    """A tiny SLLM whose fixed LoRA and output rows are non-zero (as if
+    trained: with the zero rows of a fresh model a write has no gradient)."""
     torch.manual_seed(seed)
     sllm = EmotionSLLM(
         tiny_llm(), N_UNITS, N_EMO, feat_dim=FEAT, lora_rank=4, lora_alpha=4
@@ -29,6 +30,7 @@ def make_sllm(seed=0):
     with torch.no_grad():
         for param in sllm.fixed_lora:
             param.add_(0.2 * torch.randn_like(param))
+        sllm.token_out.normal_(std=0.2)
     return sllm.eval()
 
 
@@ -194,6 +196,8 @@ def test_thousand_utterances_flat_memory():
     sllm = EmotionSLLM(
         tiny_llm(hidden_size=16, layers=1), N_UNITS, N_EMO, FEAT, lora_rank=2
     ).eval()
+    with torch.no_grad():
+        sllm.token_out.normal_(std=0.2)  # so that writes really step
     dpm = DPMStrategy(sllm, n_context=16, n_limit=32, rank=2, lr=1e-2)
     gen = torch.Generator().manual_seed(0)
     peak = {}
