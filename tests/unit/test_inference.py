@@ -290,9 +290,10 @@ def test_from_hparams_offline_and_foreign_class_agree(
     # in-memory model it was exported from (a fresh random init would not).
     utts = a.encode_utterances([dialogue[0]])
     reference = build_strategy("utterance", sllm).predict_dialogue(utts)
-    assert torch.allclose(
-        out_a[0][0], torch.softmax(reference[0], -1), atol=1e-5
-    )
+    # Float32 sums in another order can differ by ~1e-5; a random init
+    # would differ by ~1e-1.
+    gap = (out_a[0][0] - torch.softmax(reference[0], -1)).abs().max()
+    assert gap < 1e-4
 
 
 def test_moved_folder_loads_its_own_files(assets, tmp_path, dialogue):
