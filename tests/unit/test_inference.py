@@ -26,6 +26,7 @@ from speechbrain_dpm.inference import (
     DPMEmotionRecognizer,
     EmotionPrediction,
     export_model_folder,
+    read_audio_16k,
 )
 from speechbrain_dpm.sllm import EmotionSLLM, tiny_llm
 from speechbrain_dpm.units import (
@@ -288,10 +289,11 @@ def test_from_hparams_offline_and_foreign_class_agree(
         assert pa.label == pb.label and torch.equal(pa.probs, pb.probs)
     # The trained tensors were loaded: the loaded model reproduces the
     # in-memory model it was exported from (a fresh random init would not).
-    utts = a.encode_utterances([dialogue[0]])
+    # Same audio as classify_file saw: the wav file holds 16-bit samples.
+    utts = a.encode_utterances([read_audio_16k(wav_path)])
     reference = build_strategy("utterance", sllm).predict_dialogue(utts)
-    # Float32 sums in another order can differ by ~1e-5; a random init
-    # would differ by ~1e-1.
+    # Float32 sums in another order differ by ~1e-6; a random init would
+    # differ by ~1e-1.
     gap = (out_a[0][0] - torch.softmax(reference[0], -1)).abs().max()
     assert gap < 1e-4
 
