@@ -28,44 +28,13 @@ import time
 
 import speechbrain as sb
 import torch
+from common import build_llm
 
 from speechbrain_dpm.dpm_training import DPMAwareBrain
 from speechbrain_dpm.sequence import make_utterance
-from speechbrain_dpm.sllm import EmotionSLLM, load_llm, tiny_llm
+from speechbrain_dpm.sllm import EmotionSLLM
 
 N_UNITS, N_EMO = 512, 4
-
-# SmolLM2-135M's shape, for timing when its weights are not available.
-SMOLLM2_SHAPE = {
-    "hidden_size": 576,
-    "intermediate_size": 1536,
-    "num_hidden_layers": 30,
-    "num_attention_heads": 9,
-    "num_key_value_heads": 3,
-    "head_dim": 64,
-    "vocab_size": 49152,
-    "max_position_embeddings": 8192,
-    "rms_norm_eps": 1e-5,
-    "tie_word_embeddings": True,
-}
-
-
-def build_llm(name):
-    """The LLM to time, and where its weights come from."""
-    if name == "tiny":
-        return tiny_llm(), "random (tiny_llm)"
-    try:
-        return load_llm(name), "packaged weights"
-    except Exception as err:  # no package: same shape, random weights
-        if name != "smollm2-135m":
-            raise
-        from transformers import LlamaConfig, LlamaForCausalLM
-
-        print(f"[{name}] weights unavailable ({err!r}); random weights")
-        torch.manual_seed(0)
-        return LlamaForCausalLM(LlamaConfig(**SMOLLM2_SHAPE)).eval(), (
-            "random (same shape)"
-        )
 
 
 def corpus(space, dialogues, turns, utt, feat_dim, seed=0):
