@@ -185,20 +185,28 @@ class DPMBrain(sb.Brain):
         }
 
     def compute_forward(self, batch, stage):
-        """Hidden states of the batch's windows."""
+        """Hidden states of the batch's windows: ``(hidden, audio_hidden)``
+        for the read-out and the audio loss (see ``audio_loss_input``)."""
         batch = self._to_device(batch)
         return self.modules.sllm(
-            batch["tokens"], batch["feats"], batch["lengths"]
+            batch["tokens"],
+            batch["feats"],
+            batch["lengths"],
+            outputs="both" if self.hparams.audio_loss_weight else "read",
         )
 
     def compute_objectives(self, predictions, batch, stage):
         """L = w_a · L_audio + w_e · L_emotion."""
         batch = self._to_device(batch)
-        hidden = predictions
+        hidden, audio_hidden = (
+            predictions
+            if isinstance(predictions, tuple)
+            else (predictions, predictions)
+        )
         steps = torch.arange(hidden.shape[1], device=self.device)
         in_window = steps[None] < batch["lengths"][:, None]
         targets = batch["audio_targets"] & in_window
-        l_audio = self.sllm.audio_loss(hidden, batch["tokens"], targets)
+        l_audio = self.sllm.audio_loss(audio_hidden, batch["tokens"], targets)
         l_emo = self.sllm.emotion_loss(
             hidden, batch["emo_positions"], batch["labels"]
         )

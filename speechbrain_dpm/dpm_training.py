@@ -215,6 +215,13 @@ class FunctionalLoRA:
             self.sites.append(("feat_proj", sllm.feat_proj[1]))
         if not self.sites:
             raise ValueError(f"placement {placement!r} adapts no layer")
+        if len(self.sites) == 1 and input_proj and not sllm.audio_sees_feats:
+            raise ValueError(
+                "a temporary LoRA on the input projection alone never gets "
+                "a gradient: the audio loss sees the units only "
+                "(audio_loss_input='units'); use 'units+continuous' or a "
+                "placement with decoder layers"
+            )
         self.site_names = [name for name, _ in self.sites]
         self.shapes = [
             (module.in_features, module.out_features)
@@ -868,7 +875,10 @@ class DPMAwareBrain(DPMBrain):
                         break
                     with lora.applied(weights):
                         hidden = self.modules.sllm(
-                            write["tokens"], write["feats"], write["lengths"]
+                            write["tokens"],
+                            write["feats"],
+                            write["lengths"],
+                            outputs="audio",
                         )
                     per_row = row_audio_loss(
                         self.sllm, hidden, write["tokens"], targets
@@ -876,9 +886,15 @@ class DPMAwareBrain(DPMBrain):
                     if first is None:
                         first = per_row.detach()
                     loss = (per_row * active.to(per_row.dtype)).sum()
+                    # (a memory on the input projection gets no gradient
+                    # when the audio loss sees the units only)
                     grads = torch.autograd.grad(
-                        loss, weights, create_graph=second
+                        loss, weights, create_graph=second, allow_unused=True
                     )
+                    grads = [
+                        torch.zeros_like(w) if g is None else g
+                        for g, w in zip(grads, weights)
+                    ]
                     weights, state = functional_step(
                         weights, grads, state, active, **step_kw
                     )
@@ -906,11 +922,20 @@ class DPMAwareBrain(DPMBrain):
         if self._opt("memory_shield", False):
             steps = torch.arange(outer["tokens"].shape[1], device=self.device)
             mask = (steps[None] < outer["n_context"][:, None]).float()
+        w_audio = self._opt(
+            "outer_audio_weight", self.hparams.audio_loss_weight
+        )
+        args = outer["tokens"], outer["feats"], outer["lengths"]
+        # Two calls, not one 2B batch: the memory's weights are per item.
         with self.memory_lora.applied(weights, mask):
-            hidden = self.modules.sllm(
-                outer["tokens"], outer["feats"], outer["lengths"]
-            )
-        return {"hidden": hidden, "inner_losses": inner_losses}
+            hidden = audio_hidden = self.modules.sllm(*args)
+            if w_audio and not self.sllm.audio_forward_is_read:
+                audio_hidden = self.modules.sllm(*args, outputs="audio")
+        return {
+            "hidden": hidden,
+            "audio_hidden": audio_hidden,
+            "inner_losses": inner_losses,
+        }
 
     def compute_objectives(self, predictions, batch, stage):
         """``DPMBrain``'s loss; DPM-aware items: the outer loss."""
@@ -921,7 +946,9 @@ class DPMAwareBrain(DPMBrain):
         steps = torch.arange(hidden.shape[1], device=self.device)
         in_window = steps[None] < outer["lengths"][:, None]
         targets = outer["audio_targets"] & in_window
-        l_audio = self.sllm.audio_loss(hidden, outer["tokens"], targets)
+        l_audio = self.sllm.audio_loss(
+            predictions["audio_hidden"], outer["tokens"], targets
+        )
         l_emo = self.sllm.emotion_loss(
             hidden, outer["emo_positions"], outer["labels"]
         )

@@ -57,8 +57,10 @@ REQUIRED_SETTINGS = ("encoder_source", "encoder_layer", "llm_source")
 KNOWN_SETTINGS = REQUIRED_SETTINGS + (
     "feat_dim",
     "n_units",
+    "llm_layers",
     "audio_input",
     "audio_head",
+    "audio_loss_input",
     "lora_rank",
     "lora_alpha",
     "lora_dropout",
@@ -104,8 +106,10 @@ n_units: {n_units}
 
 # Emotion SLLM
 llm_source: {llm_source}
+llm_layers: {llm_layers}
 audio_input: {audio_input}
 audio_head: {audio_head}
+audio_loss_input: {audio_loss_input}
 lora_rank: {lora_rank}
 lora_alpha: {lora_alpha}
 lora_dropout: {lora_dropout}
@@ -124,6 +128,7 @@ codebook: !new:speechbrain_dpm.units.UnitCodebook
 
 llm: !apply:speechbrain_dpm.sllm.load_llm
     source: !ref <llm_source>
+    num_layers: !ref <llm_layers>
 
 sllm: !new:speechbrain_dpm.sllm.EmotionSLLM
     llm: !ref <llm>
@@ -132,6 +137,7 @@ sllm: !new:speechbrain_dpm.sllm.EmotionSLLM
     feat_dim: !ref <feat_dim>
     audio_input: !ref <audio_input>
     audio_head: !ref <audio_head>
+    audio_loss_input: !ref <audio_loss_input>
     lora_rank: !ref <lora_rank>
     lora_alpha: !ref <lora_alpha>
     lora_dropout: !ref <lora_dropout>
@@ -196,6 +202,8 @@ def _sllm_settings(sllm):
         "n_units": sllm.space.n_units,
         "audio_input": sllm.audio_input,
         "audio_head": sllm.audio_head,
+        "audio_loss_input": sllm.audio_loss_input,
+        "llm_layers": int(sllm.llm.config.num_hidden_layers),
     }
     if sllm.feat_proj is not None:
         derived["feat_dim"] = int(sllm.feat_proj[0].normalized_shape[0])

@@ -50,12 +50,14 @@ class WriteOutput:
     loss : float or None
         Audio loss of the window's targets before the write's first step
         (None when the window has no target).
-    logits : torch.Tensor
-        [C] emotion logits at the window's last position before the step.
+    logits : torch.Tensor or None
+        [C] emotion logits at the window's last position before the step
+        (None when the audio forward is no read-out: see
+        ``EmotionSLLM.audio_forward_is_read``).
     """
 
     loss: Optional[float]
-    logits: torch.Tensor
+    logits: Optional[torch.Tensor]
 
 
 class LoRAMemory:
@@ -361,8 +363,8 @@ class LoRAMemory:
             self._set_active(True)
             with torch.enable_grad(), self._eval_mode():
                 for step in range(self.steps):
-                    hidden = self.sllm.hidden_states(tokens, feats)
-                    if step == 0:
+                    hidden = self.sllm.audio_hidden_states(tokens, feats)
+                    if step == 0 and self.sllm.audio_forward_is_read:
                         # The pre-step read-out is free here: one row.
                         logits = self.sllm.emotion_logits(hidden[0, -1])
                         first = logits.detach().float().cpu()
@@ -427,7 +429,7 @@ class LoRAMemory:
             return None
         ctx = contextlib.nullcontext() if use_memory else self.disabled()
         with ctx, self._eval_mode():
-            hidden = self.sllm.hidden_states(tokens, feats)
+            hidden = self.sllm.audio_hidden_states(tokens, feats)
             return self.sllm.audio_loss(hidden, tokens, targets).item()
 
 
@@ -655,9 +657,11 @@ class DPMStrategy(SlidingWindow):
             self.n_split += 1
             self._dialogue_split += 1
         # One window that is the read window: its first forward gives the
-        # read-out before the write for free.
-        shared = len(windows) == 1 and torch.equal(
-            windows[0].tokens, read_window.tokens
+        # read-out before the write for free (if it sees the read's input).
+        shared = (
+            len(windows) == 1
+            and self.sllm.audio_forward_is_read
+            and torch.equal(windows[0].tokens, read_window.tokens)
         )
         before = None
         if not shared and (

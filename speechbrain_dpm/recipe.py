@@ -64,15 +64,17 @@ def export_model(hparams):
     opts = dict(hparams["test_strategies"].get(name) or {})
     opts.pop("diagnostics", None)
     settings = {
-        key: hparams[key]
+        key: hparams.get(key)
         for key in (
             "encoder_source",
             "encoder_layer",
             "feat_dim",
             "n_units",
             "llm_source",
+            "llm_layers",
             "audio_input",
             "audio_head",
+            "audio_loss_input",
             "lora_rank",
             "lora_alpha",
             "lora_dropout",

@@ -40,7 +40,7 @@ ALL_LINEAR = (
 )
 
 
-def load_llm(source, torch_dtype=torch.float32):
+def load_llm(source, num_layers=None, torch_dtype=torch.float32):
     """Loads a causal LM from a cache key, a local folder or a hub id.
 
     Arguments
@@ -48,6 +48,10 @@ def load_llm(source, torch_dtype=torch.float32):
     source : str
         A key of ``speechbrain_dpm.assets`` (e.g. ``smollm2-135m``), a local
         HF folder, or (if the user has hub access) a hub id.
+    num_layers : int, optional
+        Keep only the first ``num_layers`` decoder blocks (the rest are
+        not loaded). A cheaper trunk for CPU-sized experiments; ``None``
+        keeps the whole model.
     torch_dtype : torch.dtype
         The dtype of the weights (float32 on CPU).
 
@@ -60,12 +64,24 @@ def load_llm(source, torch_dtype=torch.float32):
     -------
     >>> llm = load_llm("smollm2-135m")  # doctest: +SKIP
     """
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     from speechbrain_dpm.assets import resolve_model
 
+    path = resolve_model(source)
+    config = AutoConfig.from_pretrained(path)
+    if num_layers is not None:
+        num_layers = int(num_layers)
+        if not 1 <= num_layers <= config.num_hidden_layers:
+            raise ValueError(
+                f"num_layers={num_layers}: {source} has "
+                f"{config.num_hidden_layers} decoder layers"
+            )
+        config.num_hidden_layers = num_layers
+        if getattr(config, "layer_types", None):
+            config.layer_types = config.layer_types[:num_layers]
     llm = AutoModelForCausalLM.from_pretrained(
-        resolve_model(source), dtype=torch_dtype
+        path, config=config, dtype=torch_dtype
     )
     return llm.eval()
 
@@ -232,6 +248,15 @@ class EmotionSLLM(nn.Module):
         ``units``: the audio loss normalises over the K unit tokens and
         ``<audio_end>`` only; ``full``: over the LLM's whole vocabulary plus
         the new tokens (as in the paper).
+    audio_loss_input : str
+        What the forward of the audio (next-unit) loss sees, for
+        ``units+continuous`` models: ``units`` (default) feeds the unit
+        tokens only; ``units+continuous`` the same input as the emotion
+        read-out. The continuous features come from a bidirectional
+        encoder, so each frame's features already encode the next frames:
+        with them, next-unit prediction is mostly read off the input and
+        the self-supervised signal (training's L_audio, the memory's
+        writes) carries little about the conversation.
     lora_rank : int
         Rank of the fixed LoRA (0: no fixed LoRA).
     lora_alpha : float
@@ -263,8 +288,14 @@ class EmotionSLLM(nn.Module):
         lora_alpha=16,
         lora_dropout=0.05,
         lora_targets="all-linear",
+        audio_loss_input="units",
     ):
         super().__init__()
+        if audio_loss_input not in ("units", "units+continuous"):
+            raise ValueError(
+                "audio_loss_input must be 'units' or 'units+continuous', "
+                f"got {audio_loss_input!r}"
+            )
         if audio_input not in ("units", "units+continuous"):
             raise ValueError(
                 f"audio_input must be 'units' or 'units+continuous', "
@@ -277,6 +308,9 @@ class EmotionSLLM(nn.Module):
         self.space = TokenSpace(n_units, n_emotions)
         self.audio_input = audio_input
         self.audio_head = audio_head
+        self.audio_loss_input = (
+            audio_loss_input if audio_input == "units+continuous" else "units"
+        )
         self.llm = llm
         for param in llm.parameters():
             param.requires_grad_(False)
@@ -372,11 +406,51 @@ class EmotionSLLM(nn.Module):
             for name, tensor in state.items():
                 params[name].copy_(tensor)
 
-    def forward(self, tokens, feats=None, lengths=None):
-        """Hidden states of a window batch (see ``hidden_states``)."""
-        return self.hidden_states(tokens, feats, lengths)
+    def forward(self, tokens, feats=None, lengths=None, outputs="read"):
+        """Hidden states of a window batch (see ``hidden_states``).
 
-    def embed(self, tokens, feats=None):
+        ``outputs``: ``read`` (the emotion read-out's input), ``audio``
+        (the audio loss's input, per ``audio_loss_input``) or ``both``,
+        a tuple ``(hidden, audio_hidden)``. When the two inputs differ,
+        ``both`` runs them as one batch of 2B rows (one trunk call, so
+        DDP sees one forward).
+        """
+        if outputs == "audio":
+            return self.audio_hidden_states(tokens, feats, lengths)
+        if outputs == "read":
+            return self.hidden_states(tokens, feats, lengths)
+        if outputs != "both":
+            raise ValueError(f"outputs must be read|audio|both: {outputs!r}")
+        if self.audio_forward_is_read:
+            hidden = self.hidden_states(tokens, feats, lengths)
+            return hidden, hidden
+        embeds = torch.cat(
+            [self.embed(tokens, feats), self.embed(tokens, use_feats=False)]
+        )
+        if lengths is not None:
+            lengths = torch.cat([lengths, lengths])
+        hidden = self._trunk(embeds, lengths)
+        return hidden[: len(tokens)], hidden[len(tokens) :]
+
+    @property
+    def audio_sees_feats(self):
+        """Whether the audio-loss forward gets the continuous features."""
+        return self.audio_loss_input == "units+continuous"
+
+    @property
+    def audio_forward_is_read(self):
+        """Whether the audio-loss forward is also a valid emotion read-out
+        (same input), so one forward can serve both."""
+        return self.feat_proj is None or self.audio_sees_feats
+
+    def audio_hidden_states(self, tokens, feats=None, lengths=None):
+        """Hidden states for the audio loss (input per
+        ``audio_loss_input``); the read-out uses ``hidden_states``."""
+        return self.hidden_states(
+            tokens, feats, lengths, use_feats=self.audio_sees_feats
+        )
+
+    def embed(self, tokens, feats=None, use_feats=True):
         """Builds the input embeddings of a token window.
 
         Arguments
@@ -386,6 +460,8 @@ class EmotionSLLM(nn.Module):
         feats : torch.Tensor, optional
             [B, T, D] continuous features aligned with ``tokens`` (zeros at
             non-unit positions). Required for ``units+continuous``.
+        use_feats : bool
+            False: the unit tokens only (the audio loss's input).
 
         Returns
         -------
@@ -393,7 +469,7 @@ class EmotionSLLM(nn.Module):
             [B, T, H] input embeddings.
         """
         embeds = self.token_embed(tokens)
-        if self.feat_proj is not None:
+        if self.feat_proj is not None and use_feats:
             if feats is None:
                 raise ValueError(
                     "audio_input='units+continuous' needs the continuous "
@@ -404,7 +480,7 @@ class EmotionSLLM(nn.Module):
             embeds = embeds + proj * is_unit
         return embeds
 
-    def hidden_states(self, tokens, feats=None, lengths=None):
+    def hidden_states(self, tokens, feats=None, lengths=None, use_feats=True):
         """Runs the trunk (with its active LoRA adapters) on a window.
 
         Arguments
@@ -416,20 +492,23 @@ class EmotionSLLM(nn.Module):
         lengths : torch.LongTensor, optional
             [B] number of real (non-padding) tokens per row; padding is on
             the right.
+        use_feats : bool
+            False: ignore ``feats`` (unit tokens only).
 
         Returns
         -------
         torch.Tensor
             [B, T, H] last hidden states (after the final norm).
         """
+        return self._trunk(self.embed(tokens, feats, use_feats), lengths)
+
+    def _trunk(self, embeds, lengths=None):
         mask = None
         if lengths is not None:
-            steps = torch.arange(tokens.shape[1], device=tokens.device)
+            steps = torch.arange(embeds.shape[1], device=embeds.device)
             mask = (steps[None] < lengths[:, None]).long()
         out = self.llm.get_decoder()(
-            inputs_embeds=self.embed(tokens, feats),
-            attention_mask=mask,
-            use_cache=False,
+            inputs_embeds=embeds, attention_mask=mask, use_cache=False
         )
         return out.last_hidden_state
 

@@ -752,6 +752,7 @@ def plan_iemocap(
     seed=1234,
     long_dialogues=0,
     long_turns=200,
+    long_session=None,
     contagion=0.2,
     intensity=1.0,
     jitter=1.0,
@@ -779,6 +780,10 @@ def plan_iemocap(
         Number of extra long dialogues.
     long_turns : int
         Number of turns of a long dialogue.
+    long_session : int, optional
+        Put every long dialogue in this session (e.g. 5, the test session
+        of ``split=session5``: long conversations of unseen speakers);
+        ``None`` spreads them over the sessions like the others.
     contagion : float
         See :func:`emotion_chain`.
     intensity : float
@@ -831,14 +836,19 @@ def plan_iemocap(
             )
 
     total = n_dialogues + long_dialogues
-    per_session = [len(range(s, total, 5)) for s in range(5)]
+    if long_session is not None and not 1 <= int(long_session) <= 5:
+        raise ValueError(f"long_session must be 1..5, got {long_session}")
+    sessions = [
+        int(long_session) if i >= n_dialogues and long_session else i % 5 + 1
+        for i in range(total)
+    ]
     names = {
-        s + 1: _iemocap_dialogue_names(s + 1, per_session[s]) for s in range(5)
+        s: _iemocap_dialogue_names(s, sessions.count(s)) for s in range(1, 6)
     }
     used = dict.fromkeys(names, 0)
     dialogues = []
     for i in range(total):
-        session = i % 5 + 1
+        session = sessions[i]
         name = names[session][used[session]]
         used[session] += 1
         is_long = i >= n_dialogues
@@ -1458,6 +1468,7 @@ def generate_iemocap(
     seed=1234,
     long_dialogues=0,
     long_turns=200,
+    long_session=None,
     n_jobs=2,
     contagion=0.2,
     intensity=1.0,
@@ -1494,6 +1505,8 @@ def generate_iemocap(
         Number of extra long dialogues (for long-sequence experiments).
     long_turns : int
         Number of turns of a long dialogue.
+    long_session : int, optional
+        Session holding all long dialogues (``None``: spread).
     n_jobs : int
         Worker processes for speech synthesis.
     contagion : float
@@ -1536,6 +1549,7 @@ def generate_iemocap(
         "seed": int(seed),
         "long_dialogues": int(long_dialogues),
         "long_turns": int(long_turns),
+        "long_session": long_session and int(long_session),
         "contagion": float(contagion),
         "intensity": float(intensity),
         "jitter": float(jitter),
@@ -1557,6 +1571,7 @@ def generate_iemocap(
         seed=seed,
         long_dialogues=long_dialogues,
         long_turns=long_turns,
+        long_session=long_session,
         contagion=contagion,
         intensity=intensity,
         jitter=jitter,
@@ -1873,6 +1888,9 @@ def main(argv=None):
         p.add_argument("--csv-labels", action="store_true")
         p.add_argument("--overwrite", action="store_true")
     sub.choices["iemocap"].add_argument("--dialogues", type=int, default=20)
+    sub.choices["iemocap"].add_argument(
+        "--long-session", type=int, help="session of all long dialogues"
+    )
     sub.choices["meld"].add_argument(
         "--dialogues",
         type=lambda s: tuple(int(v) for v in s.split(",")),
@@ -1898,7 +1916,12 @@ def main(argv=None):
     if args.turns is not None:
         common["turns"] = args.turns
     if args.corpus == "iemocap":
-        root = generate_iemocap(args.out, n_dialogues=args.dialogues, **common)
+        root = generate_iemocap(
+            args.out,
+            n_dialogues=args.dialogues,
+            long_session=args.long_session,
+            **common,
+        )
     else:
         root = generate_meld(
             args.out, n_dialogues=args.dialogues, video=args.video, **common

@@ -67,10 +67,16 @@ def fake_manifest(folder, n_dialogues=3, turns=5, seed=0):
     return path
 
 
-def make_sllm(lora_dropout=0.0):
+def make_sllm(lora_dropout=0.0, audio_loss_input="units"):
     torch.manual_seed(0)
     sllm = EmotionSLLM(
-        tiny_llm(), K, 4, feat_dim=D, lora_rank=4, lora_dropout=lora_dropout
+        tiny_llm(),
+        K,
+        4,
+        feat_dim=D,
+        lora_rank=4,
+        lora_dropout=lora_dropout,
+        audio_loss_input=audio_loss_input,
     )
     with torch.no_grad():  # as if trained: fixed LoRA and rows non-zero
         for param in sllm.fixed_lora:
@@ -253,7 +259,8 @@ def test_inner_loop_is_the_inference_write(data):
     ],
 )
 def test_placement_presets(placement, layers, input_proj, expected):
-    sllm = make_sllm()
+    # (the input projection learns only if the audio loss sees features)
+    sllm = make_sllm(audio_loss_input="units+continuous")
     lora = FunctionalLoRA(sllm, 2, 4, placement, layers, input_proj)
     with lora.applied(lora.init_weights()):
         hooked = lora.hooked_modules()
@@ -278,6 +285,16 @@ def test_placement_presets(placement, layers, input_proj, expected):
     assert len(memory.lora.hooked_modules()) == expected
     memory.reset()
     assert not memory.lora.hooked_modules()
+
+
+def test_input_proj_alone_needs_features_in_the_audio_loss():
+    with pytest.raises(ValueError, match="never gets a gradient"):
+        FunctionalLoRA(make_sllm(), 2, 4, "input-proj")
+    # Next to decoder layers it is allowed (and simply gets no gradient).
+    memory = PlacedLoRAMemory(make_sllm(), "attention", input_proj=True, rank=2)
+    utts = dialogue(memory.sllm.space, 2)
+    memory.write(context_window(utts[:1], utts[1], 8))
+    assert memory.n_steps == 1
 
 
 def test_bad_placements():
@@ -329,7 +346,7 @@ def test_shielded_read_ignores_memory_on_the_current_utterance():
     (input projection; the context's features are zero, so its delta there
     is zero): a shielded read equals the memory-less read exactly, an
     unshielded one does not. Broken shielding fails the first check."""
-    sllm = make_sllm().eval()
+    sllm = make_sllm(audio_loss_input="units+continuous").eval()
     ctx = dialogue(sllm.space, 3, zero_feats=True)
     utt = dialogue(sllm.space, 1, seed=5)[0]
     memory = written_memory(

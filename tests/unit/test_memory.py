@@ -160,9 +160,9 @@ def test_bounded_context_splits_long_utterances(monkeypatch):
     seen = []
     original = sllm.hidden_states
 
-    def hidden_states(tokens, feats=None, lengths=None):
+    def hidden_states(tokens, feats=None, lengths=None, **kwargs):
         seen.append(tokens.shape[1])
-        return original(tokens, feats, lengths)
+        return original(tokens, feats, lengths, **kwargs)
 
     monkeypatch.setattr(sllm, "hidden_states", hidden_states)
     n_context, n_limit = 8, 20

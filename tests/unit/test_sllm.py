@@ -132,3 +132,58 @@ def test_padding_does_not_change_real_positions():
     both = sllm(tokens, feats, lengths)
     alone = sllm(short["tokens"], short["feats"], short["lengths"])
     assert torch.allclose(both[0, :n], alone[0], atol=1e-5)
+
+
+def test_load_llm_keeps_the_first_layers(tmp_path):
+    from speechbrain_dpm.sllm import load_llm
+
+    full = tiny_llm(layers=3)
+    full.save_pretrained(tmp_path)
+    cut = load_llm(str(tmp_path), num_layers=2)
+    assert cut.config.num_hidden_layers == 2
+    assert len(cut.model.layers) == 2
+    for a, b in zip(cut.model.layers, full.model.layers[:2]):
+        for (name, pa), (_, pb) in zip(
+            a.named_parameters(), b.named_parameters()
+        ):
+            assert torch.equal(pa, pb), name
+    assert load_llm(str(tmp_path)).config.num_hidden_layers == 3
+    with pytest.raises(ValueError, match="3 decoder layers"):
+        load_llm(str(tmp_path), num_layers=4)
+
+
+@pytest.mark.parametrize("loss_input", ["units", "units+continuous"])
+def test_audio_loss_input_decides_what_the_audio_loss_sees(loss_input):
+    sllm = make_sllm(audio_loss_input=loss_input, lora_rank=0)
+    batch = batch_of(sllm.space)
+    tokens, lengths = batch["tokens"], batch["lengths"]
+    other = torch.randn_like(batch["feats"])
+
+    def audio_hidden(feats):
+        # (the loss itself starts flat: the output rows start at zero)
+        return sllm(tokens, feats, lengths, outputs="audio")
+
+    same = torch.allclose(audio_hidden(batch["feats"]), audio_hidden(other))
+    assert same == (loss_input == "units")
+    # The read-out always sees the features.
+    read = sllm(tokens, batch["feats"], lengths)
+    assert not torch.allclose(read, sllm(tokens, other, lengths))
+    assert sllm.audio_forward_is_read == (loss_input != "units")
+
+
+def test_both_outputs_in_one_call_match_separate_calls():
+    sllm = make_sllm(audio_loss_input="units")
+    batch = batch_of(sllm.space, n_utts=4)
+    args = batch["tokens"], batch["feats"], batch["lengths"]
+    read, audio = sllm(*args, outputs="both")
+    torch.testing.assert_close(read, sllm(*args), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        audio, sllm(*args, outputs="audio"), atol=1e-5, rtol=1e-5
+    )
+    with pytest.raises(ValueError, match="outputs"):
+        sllm(*args, outputs="emotion")
+
+
+def test_units_model_has_one_audio_input():
+    sllm = EmotionSLLM(tiny_llm(), K, C, audio_input="units")
+    assert sllm.audio_loss_input == "units" and sllm.audio_forward_is_read

@@ -188,6 +188,22 @@ def test_long_dialogue(iemocap):
     assert lengths[0] <= SMALL["turns"][1]
 
 
+def test_long_session_holds_every_long_dialogue():
+    kw = {"n_dialogues": 10, "turns": (4, 6), "seed": 5, "long_turns": 30}
+    _, plan = synth.plan_iemocap(long_dialogues=3, long_session=5, **kw)
+    long_ = [d for d in plan if len(d.utterances) == 30]
+    assert len(long_) == 3
+    assert {d.dialogue_id[:5] for d in long_} == {"Ses05"}
+    assert len({d.dialogue_id for d in plan}) == len(plan)
+    # The ordinary dialogues are those of the same plan without the option.
+    _, spread = synth.plan_iemocap(long_dialogues=3, **kw)
+    assert [d.utterances for d in plan if len(d.utterances) != 30] == [
+        d.utterances for d in spread if len(d.utterances) != 30
+    ]
+    with pytest.raises(ValueError, match="long_session"):
+        synth.plan_iemocap(long_dialogues=1, long_session=6, **kw)
+
+
 def test_written_labels_follow_plan(iemocap):
     _, plan = synth.plan_iemocap(**SMALL)
     written = read_iemocap(iemocap)
