@@ -1,0 +1,62 @@
+"""The long-conversation experiment's pooling: subsets, UA, paired CIs."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = (
+    Path(__file__).resolve().parents[2]
+    / "recipes"
+    / "IEMOCAP"
+    / "long_conversations.py"
+)
+
+
+@pytest.fixture(scope="module")
+def exp():
+    spec = importlib.util.spec_from_file_location("long_conv", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def rows(dialogue, labels, preds):
+    return [
+        {
+            "dialogue_id": dialogue,
+            "position": i,
+            "utt_id": f"{dialogue}_{i}",
+            "label": y,
+            "pred": p,
+        }
+        for i, (y, p) in enumerate(zip(labels, preds))
+    ]
+
+
+def test_subsets_split_long_from_ordinary(exp):
+    long_ = rows("L", [0] * exp.LONG_MIN_TURNS, [0] * exp.LONG_MIN_TURNS)
+    short = rows("S", [1] * 10, [1] * 10)
+    parts = exp.subsets(short + long_)
+    assert len(parts["long"]) == exp.LONG_MIN_TURNS
+    assert {r["dialogue_id"] for r in parts["ordinary"]} == {"S"}
+
+
+def test_ua_is_mean_recall_over_present_classes(exp):
+    # class 0: 1/2 right, class 1: 2/2 right, class 2 absent -> 75
+    assert exp.ua([0, 0, 1, 1], [0, 1, 1, 1], 3) == pytest.approx(75.0)
+
+
+def test_paired_ci(exp):
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, 200).tolist()
+    good = [y if rng.random() < 0.8 else (y + 1) % 4 for y in labels]
+    bad = [y if rng.random() < 0.4 else (y + 1) % 4 for y in labels]
+    a, b = rows("L", labels, good), rows("L", labels, bad)
+    point, low, high = exp.paired_ci([(a, b)], 4, n_boot=300)
+    expected = exp.ua(labels, good, 4) - exp.ua(labels, bad, 4)
+    assert point == pytest.approx(expected)
+    assert 0 < low < point < high
+    # A row against itself: exactly zero, no spread.
+    assert exp.paired_ci([(a, a)], 4, n_boot=50) == (0.0, 0.0, 0.0)
