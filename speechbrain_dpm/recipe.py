@@ -154,6 +154,12 @@ def run_recipe(hparams, run_opts, corpus):
         ckpt_prefix=None,
         **hparams["valid_loader_kwargs"],
     )
+    init = hparams.get("init_from")
+    if init and hparams["checkpointer"].find_checkpoint() is None:
+        # A fresh run that starts from another run's trained tensors (e.g.
+        # DPM-aware fine-tuning of a plain model); a resumed run does not.
+        sllm.load(init)
+        logger.info("Initialised the SLLM from %s", init)
     brain.fit(hparams["epoch_counter"], train_loader, valid_loader)
     # eval_splits: [valid] (with --test_only) tunes e.g. memory_lr on the
     # validation split without touching the test split.

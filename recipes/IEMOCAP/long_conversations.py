@@ -9,8 +9,11 @@ training) next to IEMOCAP-length ones, then pools the seeds:
 * ``classifier`` (``hparams/classifier.yaml``): the utterance-only baseline;
 * ``plain`` (``hparams/dpm.yaml``): the SLLM read with the utterance alone,
   one pass (truncated), the sliding window, DPM and two memory placements;
-* ``dpm_aware`` (``hparams/dpm.yaml --training_mode=dpm_aware``): the same
-  SLLM trained through the memory, read with the sliding window and DPM.
+* ``dpm_aware`` (``hparams/dpm.yaml --training_mode=dpm_aware``): the
+  plain model of the same seed fine-tuned through the memory
+  (``--init_from``), read with the sliding window and DPM;
+* ``placements`` (seed 1 by default): the plain model read with the
+  temporary LoRA on attention only, and with a shielded read-out.
 
 Every run shares one unit codebook and unit cache. The summary
 (``summary.json``, ``summary.md``, ``by_position.png``) gives, for the long
@@ -80,7 +83,8 @@ AWARE_ROWS = {
         "diagnostics": True,
     },
 }
-#: DPM-aware training: runs of 4 written + 2 read turns, not overlapping
+#: DPM-aware training: fine-tunes the plain model of the same seed
+#: (``init_from``) on runs of 4 written + 2 read turns, not overlapping
 #: (stride 6), differentiated through the inner step.
 AWARE = {"training_mode": "dpm_aware", "run_stride": 6, "meta_order": "second"}
 RUNS = {
@@ -97,7 +101,7 @@ RUNS = {
     # Evaluation only, of the "plain" run's model.
     "placements": ("dpm.yaml", {"test_only": True}, PLACEMENT_ROWS),
 }
-DEFAULT_RUNS = ["plain", "dpm_aware", "classifier"]
+DEFAULT_RUNS = ["plain", "classifier", "dpm_aware"]
 #: Pairs (run/row, run/row) whose UA difference gets a confidence interval.
 COMPARISONS = [
     ("plain/sliding", "classifier/utterance"),
@@ -128,7 +132,9 @@ def parse_args(argv=None):
     p.add_argument("--llm_layers", type=int, default=4)
     p.add_argument("--n_units", type=int, default=64)
     p.add_argument("--epochs", type=int, default=12)
-    p.add_argument("--aware_epochs", type=int, default=4)
+    p.add_argument(
+        "--aware_epochs", type=int, default=1, help="DPM-aware fine-tuning"
+    )
     p.add_argument("--jobs", type=int, default=2, help="runs at a time")
     p.add_argument(
         "--placement_seeds",
@@ -181,6 +187,8 @@ def recipe_command(args, run, seed):
         "test_strategies": json.dumps(rows),
         **overrides,
     }
+    if run == "dpm_aware":
+        opts["init_from"] = run_dir(args, "plain", seed) / "model" / "sllm.ckpt"
     return [
         sys.executable,
         str(HERE / "train.py"),
@@ -473,7 +481,8 @@ def main(argv=None):
     args = parse_args(argv)
     if not args.summary_only:
         generate_corpus(args)
-        jobs = [(run, seed) for seed in args.seeds for run in args.runs]
+        # Run by run, so that no worker waits for a model still training.
+        jobs = [(run, seed) for run in args.runs for seed in args.seeds]
         if "plain" in args.runs:
             jobs += [("placements", seed) for seed in args.placement_seeds]
         units = Path(args.output_folder) / "units" / "codebook.ckpt"
@@ -483,12 +492,10 @@ def main(argv=None):
         with ThreadPoolExecutor(args.jobs) as pool:
             waiting = {}
             for run, seed in jobs:
-                # placements read the plain model: after it is trained
-                after = (
-                    waiting.get(("plain", seed))
-                    if run == "placements"
-                    else None
-                )
+                # placements read, dpm_aware fine-tunes the plain model
+                after = None
+                if run in ("placements", "dpm_aware"):
+                    after = waiting.get(("plain", seed))
                 waiting[(run, seed)] = pool.submit(
                     _after, after, run_recipe, args, run, seed
                 )
