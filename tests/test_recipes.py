@@ -320,6 +320,7 @@ def key_is_used(key, yaml_text, code):
     quoted = rf"['\"]{key}['\"]"
     patterns = [
         rf"hparams\[\s*{quoted}\s*\]",
+        rf"hparams\.get\(\s*{quoted}",
         rf"hparams\.{key}\b",
         rf"getattr\(\s*(?:self\.)?hparams\s*,\s*{quoted}",
         rf"self\._opt\(\s*{quoted}",  # DPMAwareBrain's hparams getter
