@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 CSV_DIR = REPO / "tests" / "recipes"
@@ -369,3 +370,32 @@ def test_stopped_run_resumes(tmp_path_factory, tmp_path):
     assert len(re.findall(r"^epoch: 2 -", log, re.M)) == 1
     assert (out / "results" / "test.json").exists()
     assert len(list((out / "save").glob("CKPT+*"))) >= 1
+
+
+def test_init_from_starts_from_another_runs_tensors(tmp_path_factory, tmp_path):
+    """``--init_from`` loads another run's trained tensors into a fresh run
+    (with 0 epochs, the exported model is exactly those tensors), and the
+    output folder's own checkpoints are not involved."""
+    row = ROWS_BY_ID["IEMOCAP_dpm"]
+    first = recipe_run(tmp_path_factory, row["id"])
+    assert first["rc"] == 0, "the first run failed (see test_recipe_row)"
+    init = Path(first["folder"]) / "model" / "sllm.ckpt"
+    out = tmp_path / "out"
+    args = recipe_args(
+        row,
+        corpus(tmp_path_factory, row["Dataset"]),
+        out,
+        tiny_models(tmp_path_factory),
+        extra=[
+            "--number_of_epochs=0",
+            f"--init_from={init}",
+            "--test_strategies={utterance: {}}",
+        ],
+    )
+    run = run_logged([sys.executable, *args], tmp_path / "stdout.txt")
+    assert run["rc"] == 0, describe(run)
+    assert "Initialised the SLLM from" in run["output"]
+    got = torch.load(out / "model" / "sllm.ckpt")
+    want = torch.load(init)
+    assert got.keys() == want.keys()
+    assert all(torch.equal(got[k], want[k]) for k in want)
