@@ -1126,7 +1126,8 @@ class PlacedDPMStrategy(DPMStrategy):
     >>> from speechbrain_dpm.context import build_strategy
     >>> from speechbrain_dpm.sllm import EmotionSLLM, tiny_llm
     >>> from speechbrain_dpm.sequence import make_utterance
-    >>> sllm = EmotionSLLM(tiny_llm(), 8, 4, feat_dim=2)
+    >>> sllm = EmotionSLLM(tiny_llm(), 8, 4, feat_dim=2,
+    ...                    audio_loss_input="units+continuous")
     >>> utts = [make_utterance(torch.tensor([1, 2, i]), torch.randn(3, 2),
     ...                        sllm.space) for i in range(3)]
     >>> dpm = build_strategy("dpm_placed", sllm, n_context=4, rank=2,

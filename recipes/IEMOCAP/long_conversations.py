@@ -98,6 +98,13 @@ RUNS = {
         {"audio_loss_input": "units+continuous"},
         PLAIN_ROWS,
     ),
+    # The SLLM trained on dialogue windows with the emotion loss only: is
+    # it the audio loss that the classifier's lead comes from?
+    "ctx_emotion": (
+        "context.yaml",
+        {"audio_loss_weight": 0.0, "emotion_loss_weight": 1.0},
+        {k: PLAIN_ROWS[k] for k in ("utterance", "one_pass", "sliding")},
+    ),
     # Evaluation only, of the "plain" run's model.
     "placements": ("dpm.yaml", {"test_only": True}, PLACEMENT_ROWS),
 }
@@ -106,6 +113,8 @@ DEFAULT_RUNS = ["plain", "classifier", "dpm_aware"]
 COMPARISONS = [
     ("plain/sliding", "classifier/utterance"),
     ("plain/sliding", "plain/utterance"),
+    ("ctx_emotion/sliding", "classifier/utterance"),
+    ("ctx_emotion/sliding", "ctx_emotion/utterance"),
     ("plain/dpm", "plain/sliding"),
     ("placements/dpm_attention", "plain/sliding"),
     ("placements/dpm_shielded", "plain/sliding"),
@@ -136,6 +145,7 @@ def parse_args(argv=None):
         "--aware_epochs", type=int, default=1, help="DPM-aware fine-tuning"
     )
     p.add_argument("--jobs", type=int, default=2, help="runs at a time")
+    p.add_argument("--threads", type=int, help="torch threads per run")
     p.add_argument(
         "--placement_seeds",
         type=int,
@@ -208,7 +218,8 @@ def run_recipe(args, run, seed):
         logger.info("%s seed %d: done before, kept", run, seed)
         return
     out.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, OMP_NUM_THREADS=str(max(1, 2 // args.jobs)))
+    threads = args.threads or max(1, 2 // args.jobs)
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     logger.info("%s seed %d: running", run, seed)
     with open(out / f"stdout_{run}.log", "w") as log:
         subprocess.run(
