@@ -124,7 +124,7 @@ COMPARISONS = [
     ("plain/sliding", "plain_leaky/sliding"),
 ]
 LONG_MIN_TURNS = 100
-POSITION_EDGES = (0, 5, 10, 20, 50, 100, 150)
+POSITION_EDGES = (0, 10, 25, 50, 75, 100)
 BLOCK = 20  # turns per bootstrap block (emotions persist across turns)
 
 
@@ -439,6 +439,7 @@ def render_markdown(summary):
                 + " |"
             )
         lines.append("")
+    lines += _position_tables(summary["table"])
     lines += [
         "### UA differences (mean over seeds, 95 % block-bootstrap CI)",
         "",
@@ -452,6 +453,61 @@ def render_markdown(summary):
             f"| [{lo:+.1f}, {hi:+.1f}] |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _position_tables(table, part="long"):
+    """Accuracy and memory transfer by turn position (mean over seeds)."""
+    rows, names = [], None
+    for key, entry in table.items():
+        agg = entry.get(part)
+        if agg is None:
+            continue
+        curves = [m["by_position"] for m in agg["per_seed"]]
+        names = names or list(curves[0])
+        acc = [np.mean([c[n]["acc"] for c in curves]) for n in names]
+        rows.append(f"| {key} | " + " | ".join(f"{a:.1f}" for a in acc) + " |")
+    if not rows:
+        return []
+    lines = [
+        f"### Accuracy by turn position, {part} dialogues (%, mean over seeds)",
+        "",
+        "| run / strategy | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+        *rows,
+        "",
+    ]
+    diag_rows, buckets = [], None
+    for key, entry in table.items():
+        agg = entry.get(part) or {}
+        diags = [
+            m["diagnostics"]
+            for m in agg.get("per_seed", [])
+            if "diagnostics" in m
+        ]
+        if not diags:
+            continue
+        buckets = buckets or [b for b in diags[0]["transfer"] if b != "all"]
+        ratios = [
+            np.mean(
+                [d["transfer"][b]["ratio"] for d in diags if b in d["transfer"]]
+            )
+            for b in buckets
+        ]
+        diag_rows.append(
+            f"| {key} | " + " | ".join(f"{r:.3f}" for r in ratios) + " |"
+        )
+    if diag_rows:
+        lines += [
+            f"### Memory transfer by turn position, {part} dialogues "
+            "(audio loss before the turn's own write, with / without "
+            "memory; mean over seeds)",
+            "",
+            "| run / strategy | " + " | ".join(buckets) + " |",
+            "|---|" + "---|" * len(buckets),
+            *diag_rows,
+            "",
+        ]
+    return lines
 
 
 def plot_by_position(table, path, part):
