@@ -188,21 +188,16 @@ class DPMBrain(sb.Brain):
         """Hidden states of the batch's windows: ``(hidden, audio_hidden)``
         for the read-out and the audio loss (see ``audio_loss_input``)."""
         batch = self._to_device(batch)
-        return self.modules.sllm(
-            batch["tokens"],
-            batch["feats"],
-            batch["lengths"],
-            outputs="both" if self.hparams.audio_loss_weight else "read",
-        )
+        args = batch["tokens"], batch["feats"], batch["lengths"]
+        if self.hparams.audio_loss_weight:
+            return self.modules.sllm(*args, outputs="both")
+        hidden = self.modules.sllm(*args)
+        return hidden, hidden  # (no audio loss to learn from)
 
     def compute_objectives(self, predictions, batch, stage):
         """L = w_a · L_audio + w_e · L_emotion."""
         batch = self._to_device(batch)
-        hidden, audio_hidden = (
-            predictions
-            if isinstance(predictions, tuple)
-            else (predictions, predictions)
-        )
+        hidden, audio_hidden = predictions
         steps = torch.arange(hidden.shape[1], device=self.device)
         in_window = steps[None] < batch["lengths"][:, None]
         targets = batch["audio_targets"] & in_window

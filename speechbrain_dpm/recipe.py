@@ -64,7 +64,7 @@ def export_model(hparams):
     opts = dict(hparams["test_strategies"].get(name) or {})
     opts.pop("diagnostics", None)
     settings = {
-        key: hparams.get(key)
+        key: hparams[key]
         for key in (
             "encoder_source",
             "encoder_layer",
