@@ -30,6 +30,24 @@ def is_synthetic(data_folder):
     return os.path.exists(os.path.join(str(data_folder), "SYNTHETIC.txt"))
 
 
+def active_strategies(hparams):
+    """The rows of ``test_strategies`` to evaluate.
+
+    Command-line overrides merge into the YAML's dict, so a row is dropped
+    by setting it to ``false`` (e.g. ``--test_strategies='{dpm: false}'``).
+
+    Example
+    -------
+    >>> active_strategies({"test_strategies": {"a": {}, "b": False}})
+    {'a': {}}
+    """
+    return {
+        name: opts
+        for name, opts in hparams["test_strategies"].items()
+        if opts is not False
+    }
+
+
 def check_hparams(hparams):
     """Fails early, with the key to fix, on inconsistent hparams."""
     if len(hparams["emotions"]) != hparams["n_classes"]:
@@ -37,7 +55,7 @@ def check_hparams(hparams):
             f"emotions {hparams['emotions']} do not match "
             f"n_classes={hparams['n_classes']}"
         )
-    for name, opts in hparams["test_strategies"].items():
+    for name, opts in active_strategies(hparams).items():
         limit = (opts or {}).get("n_limit")
         if limit is not None and limit <= (opts or {}).get("n_context", 0):
             raise ValueError(
@@ -167,7 +185,7 @@ def run_recipe(hparams, run_opts, corpus):
     for split in hparams["eval_splits"]:
         results[split] = brain.evaluate_strategies(
             data[split],
-            hparams["test_strategies"],
+            active_strategies(hparams),
             out_dir=os.path.join(hparams["output_folder"], "results"),
             title=split,
         )

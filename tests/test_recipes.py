@@ -375,7 +375,8 @@ def test_stopped_run_resumes(tmp_path_factory, tmp_path):
 def test_init_from_starts_from_another_runs_tensors(tmp_path_factory, tmp_path):
     """``--init_from`` loads another run's trained tensors into a fresh run
     (with 0 epochs, the exported model is exactly those tensors), and the
-    output folder's own checkpoints are not involved."""
+    output folder's own checkpoints are not involved. Rows set to ``false``
+    in ``--test_strategies`` are not evaluated."""
     row = ROWS_BY_ID["IEMOCAP_dpm"]
     first = recipe_run(tmp_path_factory, row["id"])
     assert first["rc"] == 0, "the first run failed (see test_recipe_row)"
@@ -389,7 +390,7 @@ def test_init_from_starts_from_another_runs_tensors(tmp_path_factory, tmp_path):
         extra=[
             "--number_of_epochs=0",
             f"--init_from={init}",
-            "--test_strategies={utterance: {}}",
+            "--test_strategies={one_pass: false, sliding: false, dpm: false}",
         ],
     )
     run = run_logged([sys.executable, *args], tmp_path / "stdout.txt")
@@ -399,3 +400,5 @@ def test_init_from_starts_from_another_runs_tensors(tmp_path_factory, tmp_path):
     want = torch.load(init)
     assert got.keys() == want.keys()
     assert all(torch.equal(got[k], want[k]) for k in want)
+    evaluated = sorted(p.name for p in (out / "results").glob("*.jsonl"))
+    assert evaluated == ["test_predictions_utterance.jsonl"]

@@ -73,6 +73,36 @@ PLACEMENT_ROWS = {
         "diagnostics": True,
     },
 }
+#: One memory setting changed at a time from the recipe's defaults (read
+#: with the plain model, --test_only). An ablation on the test split, not
+#: used to choose any default; n_r rows come with their own sliding window.
+SWEEP_ROWS = {
+    "dpm_every2": {**PLAIN_ROWS["dpm"], "strategy": "dpm", "every": 2},
+    "dpm_every4": {**PLAIN_ROWS["dpm"], "strategy": "dpm", "every": 4},
+    "sliding_nr128": {"strategy": "sliding", "n_context": 128, "n_limit": 384},
+    "dpm_nr128": {
+        **PLAIN_ROWS["dpm"],
+        "strategy": "dpm",
+        "n_context": 128,
+        "n_limit": 384,
+    },
+    "sliding_nr512": {"strategy": "sliding", "n_context": 512, "n_limit": 768},
+    "dpm_nr512": {
+        **PLAIN_ROWS["dpm"],
+        "strategy": "dpm",
+        "n_context": 512,
+        "n_limit": 768,
+    },
+    "dpm_lr3e-4": {**PLAIN_ROWS["dpm"], "strategy": "dpm", "lr": 3e-4},
+    "dpm_lr3e-3": {**PLAIN_ROWS["dpm"], "strategy": "dpm", "lr": 3e-3},
+    "dpm_rank2": {**PLAIN_ROWS["dpm"], "strategy": "dpm", "rank": 2},
+    "dpm_rank32": {
+        **PLAIN_ROWS["dpm"],
+        "strategy": "dpm",
+        "rank": 32,
+        "alpha": 64,
+    },
+}
 #: DPM-aware models are read with the memory they were trained through.
 AWARE_ROWS = {
     "sliding": PLAIN_ROWS["sliding"],
@@ -105,16 +135,25 @@ RUNS = {
         {"audio_loss_weight": 0.0, "emotion_loss_weight": 1.0},
         {k: PLAIN_ROWS[k] for k in ("utterance", "one_pass", "sliding")},
     ),
+    # The plain recipe with one window per optimizer step: as many steps
+    # per epoch as the classifier takes (its windows hold one utterance).
+    "plain_bs1": ("dpm.yaml", {"batch_size": 1}, PLAIN_ROWS),
     # Evaluation only, of the "plain" run's model.
     "placements": ("dpm.yaml", {"test_only": True}, PLACEMENT_ROWS),
+    "sweeps": ("dpm.yaml", {"test_only": True}, SWEEP_ROWS),
 }
-DEFAULT_RUNS = ["plain", "classifier", "dpm_aware"]
+#: Runs that only read another run's model: run -> (model's run, seeds arg).
+READ_ONLY = {"placements": "placement_seeds", "sweeps": "sweep_seeds"}
+DEFAULT_RUNS = ["plain", "classifier", "dpm_aware", "placements"]
 #: Pairs (run/row, run/row) whose UA difference gets a confidence interval.
 COMPARISONS = [
     ("plain/sliding", "classifier/utterance"),
     ("plain/sliding", "plain/utterance"),
     ("ctx_emotion/sliding", "classifier/utterance"),
     ("ctx_emotion/sliding", "ctx_emotion/utterance"),
+    ("plain_bs1/sliding", "classifier/utterance"),
+    ("plain_bs1/sliding", "plain_bs1/utterance"),
+    ("plain_bs1/dpm", "plain_bs1/sliding"),
     ("plain/dpm", "plain/sliding"),
     ("placements/dpm_attention", "plain/sliding"),
     ("placements/dpm_shielded", "plain/sliding"),
@@ -122,6 +161,12 @@ COMPARISONS = [
     ("dpm_aware/dpm", "dpm_aware/sliding"),
     ("plain_leaky/dpm", "plain_leaky/sliding"),
     ("plain/sliding", "plain_leaky/sliding"),
+    *[
+        (f"sweeps/{row}", "plain/" + ("dpm" if "sliding" in row else "sliding"))
+        for row in SWEEP_ROWS
+    ],
+    ("sweeps/dpm_nr128", "sweeps/sliding_nr128"),
+    ("sweeps/dpm_nr512", "sweeps/sliding_nr512"),
 ]
 LONG_MIN_TURNS = 100
 POSITION_EDGES = (0, 10, 25, 50, 75, 100)
@@ -151,7 +196,14 @@ def parse_args(argv=None):
         type=int,
         nargs="*",
         default=[1],
-        help="seeds whose plain model is also read with other placements",
+        help="seeds whose plain model is read with other placements",
+    )
+    p.add_argument(
+        "--sweep_seeds",
+        type=int,
+        nargs="*",
+        default=[1],
+        help="seeds whose plain model is read with other memory settings",
     )
     p.add_argument("--summary_only", action="store_true")
     return p.parse_args(argv)
@@ -173,7 +225,7 @@ def generate_corpus(args):
 
 def run_dir(args, run, seed):
     """Output folder of one recipe run."""
-    if run == "placements":
+    if run in READ_ONLY:
         run = "plain"
     return Path(args.output_folder) / run / str(seed)
 
@@ -194,7 +246,10 @@ def recipe_command(args, run, seed):
             args.aware_epochs if run == "dpm_aware" else args.epochs
         ),
         "eval_splits": "[test]",
-        "test_strategies": json.dumps(rows),
+        # Overrides merge into the YAML's rows: drop those not asked for.
+        "test_strategies": json.dumps(
+            {**{k: False for k in PLAIN_ROWS if k not in rows}, **rows}
+        ),
         **overrides,
     }
     if run == "dpm_aware":
@@ -549,9 +604,11 @@ def main(argv=None):
     if not args.summary_only:
         generate_corpus(args)
         # Run by run, so that no worker waits for a model still training.
-        jobs = [(run, seed) for run in args.runs for seed in args.seeds]
-        if "plain" in args.runs:
-            jobs += [("placements", seed) for seed in args.placement_seeds]
+        jobs = [
+            (run, seed)
+            for run in args.runs
+            for seed in getattr(args, READ_ONLY.get(run, "seeds"))
+        ]
         units = Path(args.output_folder) / "units" / "codebook.ckpt"
         if not units.exists():
             # The first run fits the shared codebook and unit cache alone.
@@ -559,9 +616,9 @@ def main(argv=None):
         with ThreadPoolExecutor(args.jobs) as pool:
             waiting = {}
             for run, seed in jobs:
-                # placements read, dpm_aware fine-tunes the plain model
+                # placements/sweeps read, dpm_aware fine-tunes the plain model
                 after = None
-                if run in ("placements", "dpm_aware"):
+                if run in READ_ONLY or run == "dpm_aware":
                     after = waiting.get(("plain", seed))
                 waiting[(run, seed)] = pool.submit(
                     _after, after, run_recipe, args, run, seed
