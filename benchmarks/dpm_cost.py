@@ -10,6 +10,8 @@ b, ...) so that machine load affects them alike:
 * (c) one DPM utterance (write + read) exactly as ``DPMStrategy.push`` runs
   it, with ``read_order="after_write"`` (the paper's) and (c')
   ``"before_write"`` (one forward serves the read and the write);
+* (b') the step of (b) with ``context_grad=False``: the context runs as a
+  key/value cache without a graph, the backward covers the utterance only;
 
 and prints ``dpm_per_utt / (a + b)`` last (target <= 1.3; about 1: the
 module adds no work beyond the maths; below 1: work is shared). Ratios are
@@ -103,6 +105,13 @@ def run_case(sllm, n_r, utt_units, memory_kw, repeats, warmup):
         fill_context(dpm, history)
         dpms[order] = dpm
 
+    def step_without_context_grad():
+        memory.context_grad = False
+        try:
+            memory.write(window)
+        finally:
+            memory.context_grad = True
+
     def push(order):
         # Pushing the same utterance again keeps the window at n_r + utt.
         memory.read_order = order
@@ -113,6 +122,7 @@ def run_case(sllm, n_r, utt_units, memory_kw, repeats, warmup):
         {
             "forward": lambda: sliding.read(window),
             "step": lambda: memory.write(window),
+            "step_no_context_grad": step_without_context_grad,
             "dpm_after_write": lambda: push("after_write"),
             "dpm_before_write": lambda: push("before_write"),
         },
@@ -127,6 +137,10 @@ def run_case(sllm, n_r, utt_units, memory_kw, repeats, warmup):
         "forward_s": median(times["forward"]),
         "step_s": median(times["step"]),
         "step_over_forward": ratio(times["step"], times["forward"]),
+        "step_no_context_grad_s": median(times["step_no_context_grad"]),
+        "step_no_context_grad_over_step": ratio(
+            times["step_no_context_grad"], times["step"]
+        ),
     }
     for order in ("after_write", "before_write"):
         key = f"dpm_{order}"
@@ -231,7 +245,9 @@ def main(argv=None):
                 f"[{name} n_r={n_r} T={case['window_tokens']}] "
                 f"a) forward {case['forward_s'] * 1e3:.1f} ms  "
                 f"b) step {case['step_s'] * 1e3:.1f} ms "
-                f"({case['step_over_forward']:.2f}x)  "
+                f"({case['step_over_forward']:.2f}x), without context grad "
+                f"{case['step_no_context_grad_s'] * 1e3:.1f} ms "
+                f"({case['step_no_context_grad_over_step']:.2f}x of b)  "
                 f"c) dpm after_write "
                 f"{case['dpm_after_write_s'] * 1e3:.1f} ms, "
                 f"before_write {case['dpm_before_write_s'] * 1e3:.1f} ms"

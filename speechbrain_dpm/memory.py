@@ -103,6 +103,12 @@ class LoRAMemory:
         AdamW epsilon.
     max_grad_norm : float, optional
         Clip the memory's gradient norm before each step.
+    context_grad : bool
+        True (default): a write back-propagates through the whole window.
+        False: the context before the written utterance runs once without
+        a graph and serves as a key/value cache, so the backward pass
+        covers the utterance only (cheaper at large ``n_r``; the gradient
+        through the context's keys and values is dropped).
     adapter_name : str
         Name of the peft adapter.
 
@@ -137,6 +143,7 @@ class LoRAMemory:
         betas=(0.9, 0.999),
         eps=1e-7,
         max_grad_norm=None,
+        context_grad=True,
         adapter_name=MEMORY_ADAPTER,
     ):
         if read_order not in READ_ORDERS:
@@ -152,6 +159,7 @@ class LoRAMemory:
         self.seed = seed
         self.read_order = read_order
         self.max_grad_norm = max_grad_norm
+        self.context_grad = context_grad
         self.params = self._adapter(rank, alpha, target_modules, layers)
         # (A, B) per adapted linear, in module order: the seeded
         # re-initialisation must visit them in a fixed order.
@@ -352,6 +360,10 @@ class LoRAMemory:
             raise RuntimeError("LoRAMemory.write cannot run in inference_mode")
         tokens, feats, targets = self._inputs(window)
         has_targets = bool(targets[:, 1:].any())
+        grad_from = 0
+        if not self.context_grad and has_targets:
+            # The last context position predicts the first target: keep it.
+            grad_from = max(int(targets[0].nonzero()[0]) - 1, 0)
         sllm_params = list(self.sllm.parameters())
         flags = [p.requires_grad for p in sllm_params]
         first = loss_before = None
@@ -363,14 +375,18 @@ class LoRAMemory:
             self._set_active(True)
             with torch.enable_grad(), self._eval_mode():
                 for step in range(self.steps):
-                    hidden = self.sllm.audio_hidden_states(tokens, feats)
+                    hidden = self.sllm.audio_hidden_states(
+                        tokens, feats, grad_from=grad_from
+                    )
                     if step == 0 and self.sllm.audio_forward_is_read:
                         # The pre-step read-out is free here: one row.
                         logits = self.sllm.emotion_logits(hidden[0, -1])
                         first = logits.detach().float().cpu()
                     if not has_targets:
                         break
-                    loss = self.sllm.audio_loss(hidden, tokens, targets)
+                    loss = self.sllm.audio_loss(
+                        hidden, tokens[:, grad_from:], targets[:, grad_from:]
+                    )
                     if step == 0:
                         loss_before = loss.item()
                     loss.backward()

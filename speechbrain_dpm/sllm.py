@@ -443,12 +443,45 @@ class EmotionSLLM(nn.Module):
         (same input), so one forward can serve both."""
         return self.feat_proj is None or self.audio_sees_feats
 
-    def audio_hidden_states(self, tokens, feats=None, lengths=None):
+    def audio_hidden_states(
+        self, tokens, feats=None, lengths=None, grad_from=0
+    ):
         """Hidden states for the audio loss (input per
-        ``audio_loss_input``); the read-out uses ``hidden_states``."""
-        return self.hidden_states(
-            tokens, feats, lengths, use_feats=self.audio_sees_feats
+        ``audio_loss_input``); the read-out uses ``hidden_states``.
+
+        ``grad_from`` > 0 (one unpadded row): positions before it run
+        without a graph and reach the later ones only as a key/value cache,
+        so a backward pass costs the later positions only (a truncated
+        gradient, like Temp-LoRA's cache reuse); the hidden states of
+        positions ``grad_from:`` are returned.
+
+        Example
+        -------
+        >>> sllm = EmotionSLLM(tiny_llm(), 8, 4, audio_input="units").eval()
+        >>> tokens = torch.tensor([[1, 2, 3, 4, 8]])
+        >>> full = sllm.audio_hidden_states(tokens)
+        >>> tail = sllm.audio_hidden_states(tokens, grad_from=3)
+        >>> torch.allclose(full[:, 3:], tail, atol=1e-5)
+        True
+        """
+        if grad_from <= 0:
+            return self.hidden_states(
+                tokens, feats, lengths, use_feats=self.audio_sees_feats
+            )
+        if tokens.shape[0] != 1 or lengths is not None:
+            raise ValueError("grad_from needs a single unpadded window")
+        embeds = self.embed(tokens, feats, use_feats=self.audio_sees_feats)
+        decoder = self.llm.get_decoder()
+        with torch.no_grad():
+            cache = decoder(
+                inputs_embeds=embeds[:, :grad_from], use_cache=True
+            ).past_key_values
+        out = decoder(
+            inputs_embeds=embeds[:, grad_from:],
+            past_key_values=cache,
+            use_cache=True,
         )
+        return out.last_hidden_state
 
     def embed(self, tokens, feats=None, use_feats=True):
         """Builds the input embeddings of a token window.

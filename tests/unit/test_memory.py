@@ -264,3 +264,37 @@ def test_diagnostics_zero_lr_and_transfer():
 
     with pytest.raises(ValueError, match="already has an adapter"):
         LoRAMemory(sllm, rank=4, alpha=16)
+
+
+def _one_write(sllm, window, **opts):
+    """Loss and memory parameters after one write from the fresh state."""
+    memory = LoRAMemory(sllm, **{**MEM, **opts})
+    memory.reset()
+    loss = memory.write(window).loss
+    after = [p.detach().clone() for p in memory.params]
+    memory.discard()
+    return loss, after
+
+
+@pytest.mark.parametrize("audio_loss_input", ["units", "units+continuous"])
+def test_context_without_grad(audio_loss_input):
+    """``context_grad=False`` runs the context as a KV cache: same loss
+    before the step; the same update when the memory cannot change the
+    context's keys and values (last layer's MLP only); a different one when
+    it can (every linear)."""
+    sllm = make_sllm()
+    sllm.audio_loss_input = audio_loss_input
+    utts = make_dialogue(sllm.space, n=4)
+    window = context_window(utts[:3], utts[3], n_context=12)
+    assert not window.audio_targets[0]
+    last_mlp = {"target_modules": ["down_proj"], "layers": [1]}
+    loss_full, full = _one_write(sllm, window, **last_mlp)
+    loss_cut, cut = _one_write(sllm, window, context_grad=False, **last_mlp)
+    assert loss_cut == pytest.approx(loss_full, rel=1e-5)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(full, cut))
+    _, full = _one_write(sllm, window, adapter_name="mem_all")
+    _, cut = _one_write(
+        sllm, window, context_grad=False, adapter_name="mem_all"
+    )
+    changed = [not torch.allclose(a, b, atol=1e-6) for a, b in zip(full, cut)]
+    assert any(changed)
