@@ -8,12 +8,16 @@ training) next to IEMOCAP-length ones, then pools the seeds:
 
 * ``classifier`` (``hparams/classifier.yaml``): the utterance-only baseline;
 * ``plain`` (``hparams/dpm.yaml``): the SLLM read with the utterance alone,
-  one pass (truncated), the sliding window, DPM and two memory placements;
+  one pass (truncated), the sliding window and DPM;
 * ``dpm_aware`` (``hparams/dpm.yaml --training_mode=dpm_aware``): the
   plain model of the same seed fine-tuned through the memory
   (``--init_from``), read with the sliding window and DPM;
-* ``placements`` (seed 1 by default): the plain model read with the
-  temporary LoRA on attention only, and with a shielded read-out.
+* ``placements``: the plain model read with the temporary LoRA on
+  attention only, and with a shielded read-out;
+* ``sweeps``, ``sweeps_b`` (seed 1 by default): the plain model read with
+  one memory setting changed (stepping every 2 / 4 sentences, ``n_r`` 128 /
+  512 with their sliding windows, memory lr, rank);
+* ``plain_bs1``: ``plain`` with one window per optimizer step.
 
 Every run shares one unit codebook and unit cache. The summary
 (``summary.json``, ``summary.md``, ``by_position.png``) gives, for the long
@@ -103,6 +107,11 @@ SWEEP_ROWS = {
         "alpha": 64,
     },
 }
+SWEEP_ROWS_A = {
+    k: SWEEP_ROWS[k]
+    for k in ("dpm_every2", "dpm_every4", "sliding_nr512", "dpm_nr512")
+}
+SWEEP_ROWS_B = {k: v for k, v in SWEEP_ROWS.items() if k not in SWEEP_ROWS_A}
 #: DPM-aware models are read with the memory they were trained through.
 AWARE_ROWS = {
     "sliding": PLAIN_ROWS["sliding"],
@@ -117,6 +126,7 @@ AWARE_ROWS = {
 #: (``init_from``) on runs of 4 written + 2 read turns, not overlapping
 #: (stride 6), differentiated through the inner step.
 AWARE = {"training_mode": "dpm_aware", "run_stride": 6, "meta_order": "second"}
+READ = {"number_of_epochs": 0}
 RUNS = {
     "classifier": ("classifier.yaml", {}, {"utterance": {}}),
     "plain": ("dpm.yaml", {}, PLAIN_ROWS),
@@ -138,12 +148,19 @@ RUNS = {
     # The plain recipe with one window per optimizer step: as many steps
     # per epoch as the classifier takes (its windows hold one utterance).
     "plain_bs1": ("dpm.yaml", {"batch_size": 1}, PLAIN_ROWS),
-    # Evaluation only, of the "plain" run's model.
-    "placements": ("dpm.yaml", {"test_only": True}, PLACEMENT_ROWS),
-    "sweeps": ("dpm.yaml", {"test_only": True}, SWEEP_ROWS),
+    # Evaluation only (0 epochs) of the "plain" run's model (init_from),
+    # each in its own folder.
+    "placements": ("dpm.yaml", READ, PLACEMENT_ROWS),
+    # Two halves, so that two workers share the sweep.
+    "sweeps": ("dpm.yaml", READ, SWEEP_ROWS_A),
+    "sweeps_b": ("dpm.yaml", READ, SWEEP_ROWS_B),
 }
-#: Runs that only read another run's model: run -> (model's run, seeds arg).
-READ_ONLY = {"placements": "placement_seeds", "sweeps": "sweep_seeds"}
+#: Runs that only read the plain run's model: run -> their seeds option.
+READ_ONLY = {
+    "placements": "placement_seeds",
+    "sweeps": "sweep_seeds",
+    "sweeps_b": "sweep_seeds",
+}
 DEFAULT_RUNS = ["plain", "classifier", "dpm_aware", "placements"]
 #: Pairs (run/row, run/row) whose UA difference gets a confidence interval.
 COMPARISONS = [
@@ -162,10 +179,14 @@ COMPARISONS = [
     ("plain_leaky/dpm", "plain_leaky/sliding"),
     ("plain/sliding", "plain_leaky/sliding"),
     *[
-        (f"sweeps/{row}", "plain/" + ("dpm" if "sliding" in row else "sliding"))
-        for row in SWEEP_ROWS
+        (
+            f"{run}/{row}",
+            "plain/" + ("dpm" if "sliding" in row else "sliding"),
+        )
+        for run, rows in (("sweeps", SWEEP_ROWS_A), ("sweeps_b", SWEEP_ROWS_B))
+        for row in rows
     ],
-    ("sweeps/dpm_nr128", "sweeps/sliding_nr128"),
+    ("sweeps_b/dpm_nr128", "sweeps_b/sliding_nr128"),
     ("sweeps/dpm_nr512", "sweeps/sliding_nr512"),
 ]
 LONG_MIN_TURNS = 100
@@ -225,8 +246,6 @@ def generate_corpus(args):
 
 def run_dir(args, run, seed):
     """Output folder of one recipe run."""
-    if run in READ_ONLY:
-        run = "plain"
     return Path(args.output_folder) / run / str(seed)
 
 
@@ -252,15 +271,14 @@ def recipe_command(args, run, seed):
         ),
         **overrides,
     }
-    if run == "dpm_aware":
+    if run == "dpm_aware" or run in READ_ONLY:
         opts["init_from"] = run_dir(args, "plain", seed) / "model" / "sllm.ckpt"
     return [
         sys.executable,
         str(HERE / "train.py"),
         str(HERE / "hparams" / yaml_name),
-        *[f"--{k}={v}" for k, v in opts.items() if k != "test_only"],
+        *[f"--{k}={v}" for k, v in opts.items()],
         "--noprogressbar",
-        *(["--test_only"] if "test_only" in opts else []),
     ]
 
 

@@ -1,6 +1,7 @@
 """The long-conversation experiment's pooling: subsets, UA, paired CIs."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -60,3 +61,20 @@ def test_paired_ci(exp):
     assert 0 < low < point < high
     # A row against itself: exactly zero, no spread.
     assert exp.paired_ci([(a, a)], 4, n_boot=50) == (0.0, 0.0, 0.0)
+
+
+@pytest.mark.parametrize("run", ["placements", "sweeps", "sweeps_b"])
+def test_read_only_runs_read_the_plain_model_in_their_own_folder(exp, run):
+    args = exp.parse_args(["--output_folder", "out", "--runs", run])
+    cmd = exp.recipe_command(args, run, 2)
+    opts = dict(
+        a[2:].split("=", 1) for a in cmd if a.startswith("--") and "=" in a
+    )
+    assert opts["output_folder"] == str(Path("out") / run / "2")
+    assert opts["number_of_epochs"] == "0"
+    assert opts["init_from"] == str(Path("out/plain/2/model/sllm.ckpt"))
+    rows = json.loads(opts["test_strategies"])
+    # The YAML's own rows are switched off; only the run's rows are read.
+    assert {k for k, v in rows.items() if v is not False} == set(
+        exp.RUNS[run][2]
+    )
