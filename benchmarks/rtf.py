@@ -187,6 +187,14 @@ def main(argv=None):
     parser.add_argument("--wav", default=None, help="use this recording")
     parser.add_argument("--n-units", type=int, default=512)
     parser.add_argument("--workdir", default=None, help="keep files here")
+    parser.add_argument(
+        "--no-context-grad",
+        action="store_true",
+        help="writes back-propagate through the utterance only",
+    )
+    parser.add_argument(
+        "--read-order", choices=("after_write", "before_write"), default=None
+    )
     args = parser.parse_args(argv)
     set_threads(args.threads)
 
@@ -209,6 +217,11 @@ def main(argv=None):
         from silero_vad import load_silero_vad
 
         rec._vad_cache["model"] = load_silero_vad()  # loading is not RTF
+        memory = rec.strategy.memory
+        if args.no_context_grad:
+            memory.context_grad = False
+        if args.read_order:
+            memory.read_order = args.read_order
         load_s = time.perf_counter() - start
         totals = {"vad": 0.0, "units": 0.0, "dpm": 0.0}
         stage_timer(rec, "_speech_segments", totals, "vad")
@@ -223,6 +236,8 @@ def main(argv=None):
     report = {
         "model": args.model,
         "model_folder": built,
+        "context_grad": memory.context_grad,
+        "read_order": memory.read_order,
         "audio_s": audio_s,
         "segments": len(segments),
         "mean_segment_s": (

@@ -173,6 +173,11 @@ def main(argv=None):
     parser.add_argument("--rank", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument(
+        "--no-context-grad",
+        action="store_true",
+        help="ours back-propagates through the utterance only",
+    )
     args = parser.parse_args(argv)
     set_threads(args.threads)
 
@@ -189,6 +194,7 @@ def main(argv=None):
         alpha=2 * args.rank,
         lr=args.lr,
         steps=args.steps,
+        context_grad=not args.no_context_grad,
     )
     docs = []
     for doc in range(-1, args.docs):  # document -1: warm-up, not counted
@@ -248,6 +254,7 @@ def main(argv=None):
         "rank": args.rank,
         "lr": args.lr,
         "updates_per_utt": args.steps,
+        "context_grad": not args.no_context_grad,
         "speedup": speedup,
         "late_loss": {
             "ours": ours_loss,
