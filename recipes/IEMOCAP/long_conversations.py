@@ -14,9 +14,10 @@ training) next to IEMOCAP-length ones, then pools the seeds:
   (``--init_from``), read with the sliding window and DPM;
 * ``placements``: the plain model read with the temporary LoRA on
   attention only, and with a shielded read-out;
-* ``sweeps``, ``sweeps_b`` (seed 1 by default): the plain model read with
-  one memory setting changed (stepping every 2 / 4 sentences, ``n_r`` 128 /
-  512 with their sliding windows, memory lr, rank);
+* ``sweeps``, ``sweeps_b``, ``sweeps_c`` (seed 1 by default): the plain
+  model read with one memory setting changed (stepping every 2 / 4
+  sentences, ``n_r`` 128 / 512 / 1024 with their sliding windows, memory
+  lr, rank);
 * ``plain_bs1``: ``plain`` with one window per optimizer step.
 
 Every run shares one unit codebook and unit cache. The summary
@@ -97,6 +98,17 @@ SWEEP_ROWS = {
         "n_context": 512,
         "n_limit": 768,
     },
+    "sliding_nr1024": {
+        "strategy": "sliding",
+        "n_context": 1024,
+        "n_limit": 1280,
+    },
+    "dpm_nr1024": {
+        **PLAIN_ROWS["dpm"],
+        "strategy": "dpm",
+        "n_context": 1024,
+        "n_limit": 1280,
+    },
     "dpm_lr3e-4": {**PLAIN_ROWS["dpm"], "strategy": "dpm", "lr": 3e-4},
     "dpm_lr3e-3": {**PLAIN_ROWS["dpm"], "strategy": "dpm", "lr": 3e-3},
     "dpm_rank2": {**PLAIN_ROWS["dpm"], "strategy": "dpm", "rank": 2},
@@ -111,7 +123,12 @@ SWEEP_ROWS_A = {
     k: SWEEP_ROWS[k]
     for k in ("dpm_every2", "dpm_every4", "sliding_nr512", "dpm_nr512")
 }
-SWEEP_ROWS_B = {k: v for k, v in SWEEP_ROWS.items() if k not in SWEEP_ROWS_A}
+SWEEP_ROWS_C = {k: SWEEP_ROWS[k] for k in ("sliding_nr1024", "dpm_nr1024")}
+SWEEP_ROWS_B = {
+    k: v
+    for k, v in SWEEP_ROWS.items()
+    if k not in SWEEP_ROWS_A and k not in SWEEP_ROWS_C
+}
 #: DPM-aware models are read with the memory they were trained through.
 AWARE_ROWS = {
     "sliding": PLAIN_ROWS["sliding"],
@@ -154,12 +171,14 @@ RUNS = {
     # Two halves, so that two workers share the sweep.
     "sweeps": ("dpm.yaml", READ, SWEEP_ROWS_A),
     "sweeps_b": ("dpm.yaml", READ, SWEEP_ROWS_B),
+    "sweeps_c": ("dpm.yaml", READ, SWEEP_ROWS_C),
 }
 #: Runs that only read the plain run's model: run -> their seeds option.
 READ_ONLY = {
     "placements": "placement_seeds",
     "sweeps": "sweep_seeds",
     "sweeps_b": "sweep_seeds",
+    "sweeps_c": "sweep_seeds",
 }
 DEFAULT_RUNS = ["plain", "classifier", "dpm_aware", "placements"]
 #: Pairs (run/row, run/row) whose UA difference gets a confidence interval.
@@ -183,9 +202,10 @@ COMPARISONS = [
             f"{run}/{row}",
             "plain/" + ("dpm" if "sliding" in row else "sliding"),
         )
-        for run, rows in (("sweeps", SWEEP_ROWS_A), ("sweeps_b", SWEEP_ROWS_B))
-        for row in rows
+        for run in ("sweeps", "sweeps_b", "sweeps_c")
+        for row in RUNS[run][2]
     ],
+    ("sweeps_c/dpm_nr1024", "sweeps_c/sliding_nr1024"),
     ("sweeps_b/dpm_nr128", "sweeps_b/sliding_nr128"),
     ("sweeps/dpm_nr512", "sweeps/sliding_nr512"),
 ]

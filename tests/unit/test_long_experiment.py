@@ -63,7 +63,9 @@ def test_paired_ci(exp):
     assert exp.paired_ci([(a, a)], 4, n_boot=50) == (0.0, 0.0, 0.0)
 
 
-@pytest.mark.parametrize("run", ["placements", "sweeps", "sweeps_b"])
+@pytest.mark.parametrize(
+    "run", ["placements", "sweeps", "sweeps_b", "sweeps_c"]
+)
 def test_read_only_runs_read_the_plain_model_in_their_own_folder(exp, run):
     args = exp.parse_args(["--output_folder", "out", "--runs", run])
     cmd = exp.recipe_command(args, run, 2)
