@@ -80,3 +80,34 @@ def test_read_only_runs_read_the_plain_model_in_their_own_folder(exp, run):
     assert {k for k, v in rows.items() if v is not False} == set(
         exp.RUNS[run][2]
     )
+
+
+@pytest.fixture(scope="module")
+def probes():
+    path = SCRIPT.parent / "context_probes.py"
+    spec = importlib.util.spec_from_file_location("context_probes", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_late_fusion_uses_the_same_speakers_history_only(probes):
+    def row(utt, probs):
+        return {"dialogue_id": "d", "utt_id": f"d_{utt}", "probs": probs}
+
+    rows = [row("F000", [0.9, 0.1]), row("M000", [0.1, 0.9])]
+    rows.append(row("F001", [0.4, 0.6]))
+    assert probes.fuse(rows, 0.0) == [0, 1, 1]
+    # F's own earlier turn (class 0) outweighs the other speaker's.
+    assert probes.fuse(rows, 1.0) == [0, 1, 0]
+
+
+def test_speaker_normalisation_modes(probes):
+    a, b = np.array([1.0, 2.0]), np.array([3.0, 4.0])
+    rows = [("d", "F", a, 0), ("d", "F", b, 1), ("d", "M", b, 2)]
+    x, y = probes.normalised(rows, "raw")
+    assert np.allclose(x, [a, b, b]) and y.tolist() == [0, 1, 2]
+    x, _ = probes.normalised(rows, "past")  # causal: earlier turns only
+    assert np.allclose(x, [[0, 0], b - a, [0, 0]])
+    x, _ = probes.normalised(rows, "dialogue")  # all the speaker's turns
+    assert np.allclose(x, [a - (a + b) / 2, b - (a + b) / 2, [0, 0]])
