@@ -13,7 +13,8 @@ training) next to IEMOCAP-length ones, then pools the seeds:
   plain model of the same seed fine-tuned through the memory
   (``--init_from``), read with the sliding window and DPM;
 * ``placements``: the plain model read with the temporary LoRA on
-  attention only, and with a shielded read-out;
+  attention only, and with a shielded read-out; ``placements_b`` (the sweep
+  seeds): on the MLPs only, and on the lower 2 blocks only;
 * ``sweeps``, ``sweeps_b``, ``sweeps_c`` (seed 1 by default): the plain
   model read with one memory setting changed (stepping every 2 / 4
   sentences, ``n_r`` 128 / 512 / 1024 with their sliding windows, memory
@@ -77,6 +78,11 @@ PLACEMENT_ROWS = {
         "n_limit": N_LIMIT,
         "diagnostics": True,
     },
+}
+#: More placements, read with seed 1's plain model only (CPU time).
+PLACEMENT_ROWS_B = {
+    name: {**PLACEMENT_ROWS["dpm_attention"], "placement": placement}
+    for name, placement in (("dpm_mlp", "mlp"), ("dpm_lower2", "lower-2"))
 }
 #: One memory setting changed at a time from the recipe's defaults (read
 #: with the plain model, --test_only). An ablation on the test split, not
@@ -168,6 +174,7 @@ RUNS = {
     # Evaluation only (0 epochs) of the "plain" run's model (init_from),
     # each in its own folder.
     "placements": ("dpm.yaml", READ, PLACEMENT_ROWS),
+    "placements_b": ("dpm.yaml", READ, PLACEMENT_ROWS_B),
     # Two halves, so that two workers share the sweep.
     "sweeps": ("dpm.yaml", READ, SWEEP_ROWS_A),
     "sweeps_b": ("dpm.yaml", READ, SWEEP_ROWS_B),
@@ -176,6 +183,7 @@ RUNS = {
 #: Runs that only read the plain run's model: run -> their seeds option.
 READ_ONLY = {
     "placements": "placement_seeds",
+    "placements_b": "sweep_seeds",
     "sweeps": "sweep_seeds",
     "sweeps_b": "sweep_seeds",
     "sweeps_c": "sweep_seeds",
@@ -193,6 +201,8 @@ COMPARISONS = [
     ("plain/dpm", "plain/sliding"),
     ("placements/dpm_attention", "plain/sliding"),
     ("placements/dpm_shielded", "plain/sliding"),
+    ("placements_b/dpm_mlp", "plain/sliding"),
+    ("placements_b/dpm_lower2", "plain/sliding"),
     ("dpm_aware/dpm", "plain/sliding"),
     ("dpm_aware/dpm", "dpm_aware/sliding"),
     ("plain_leaky/dpm", "plain_leaky/sliding"),
