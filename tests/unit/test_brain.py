@@ -2,9 +2,6 @@
 only the trained parts, evaluation never sees gold labels, a killed run
 resumes to the same state."""
 
-import json
-import os
-
 import pytest
 import speechbrain as sb
 import torch
@@ -14,36 +11,6 @@ from speechbrain_dpm.sllm import EmotionSLLM, tiny_llm
 
 K, D = 16, 8
 EMOTIONS = ["neu", "hap", "sad", "ang"]
-
-
-def fake_manifest(folder, n_dialogues=3, turns=5, seed=0):
-    """Units whose distribution depends on the emotion, so there is
-    something to learn."""
-    gen = torch.Generator().manual_seed(seed)
-    os.makedirs(folder, exist_ok=True)
-    manifest = {}
-    for d in range(n_dialogues):
-        for t in range(turns):
-            emo = int(torch.randint(0, 4, (1,), generator=gen))
-            n = int(torch.randint(4, 9, (1,), generator=gen))
-            units = torch.randint(0, 4, (n,), generator=gen) + 4 * emo
-            feats = torch.randn(n, D, generator=gen).half()
-            utt_id = f"dia{d}_utt{t}"
-            path = os.path.join(folder, f"{utt_id}.pt")
-            torch.save({"units": units, "feats": feats}, path)
-            manifest[utt_id] = {
-                "wav": "unused.wav",
-                "length": n / 25,
-                "emo": EMOTIONS[emo],
-                "dialogue_id": f"dia{d}",
-                "turn_index": t,
-                "speaker": f"spk{d % 2}",
-                "units": path,
-            }
-    path = os.path.join(folder, "manifest.json")
-    with open(path, "w") as f:
-        json.dump(manifest, f)
-    return path
 
 
 def make_brain(save_dir, epochs, lora_dropout=0.1):
@@ -83,7 +50,7 @@ def fit(brain, data):
 
 
 @pytest.fixture
-def data(tmp_path):
+def data(tmp_path, fake_manifest):
     path = fake_manifest(str(tmp_path / "units"))
     return load_dialogues(path, EMOTIONS, EmotionSLLM(tiny_llm(), K, 4).space)
 

@@ -4,9 +4,6 @@ Authors
  * speechbrain_dpm developers 2026
 """
 
-import json
-import os
-
 import pytest
 import speechbrain as sb
 import torch
@@ -36,35 +33,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def fake_manifest(folder, n_dialogues=3, turns=5, seed=0):
-    """Units whose distribution depends on the emotion (as test_brain)."""
-    gen = torch.Generator().manual_seed(seed)
-    os.makedirs(folder, exist_ok=True)
-    manifest = {}
-    for d in range(n_dialogues):
-        for t in range(turns):
-            emo = int(torch.randint(0, 4, (1,), generator=gen))
-            n = int(torch.randint(4, 9, (1,), generator=gen))
-            units = torch.randint(0, 4, (n,), generator=gen) + 4 * emo
-            feats = torch.randn(n, D, generator=gen).half()
-            utt_id = f"dia{d}_utt{t}"
-            path = os.path.join(folder, f"{utt_id}.pt")
-            torch.save({"units": units, "feats": feats}, path)
-            manifest[utt_id] = {
-                "wav": "unused.wav",
-                "length": n / 25,
-                "emo": EMOTIONS[emo],
-                "dialogue_id": f"dia{d}",
-                "turn_index": t,
-                "speaker": f"spk{d % 2}",
-                "units": path,
-            }
-    path = os.path.join(folder, "manifest.json")
-    with open(path, "w") as f:
-        json.dump(manifest, f)
-    return path
 
 
 def make_sllm(lora_dropout=0.0, audio_loss_input="units"):
@@ -119,7 +87,7 @@ def make_brain(save_dir=None, sllm=None, **hparams):
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
+def data(tmp_path_factory, fake_manifest):
     path = fake_manifest(str(tmp_path_factory.mktemp("units")))
     return load_dialogues(path, EMOTIONS, EmotionSLLM(tiny_llm(), K, 4).space)
 
