@@ -590,15 +590,16 @@ def _position_tables(table, part="long"):
         if not diags:
             continue
         buckets = buckets or [b for b in diags[0]["transfer"] if b != "all"]
-        ratios = [
-            np.mean(
-                [d["transfer"][b]["ratio"] for d in diags if b in d["transfer"]]
-            )
-            for b in buckets
-        ]
-        diag_rows.append(
-            f"| {key} | " + " | ".join(f"{r:.3f}" for r in ratios) + " |"
-        )
+        cells = []
+        for b in buckets:
+            # A bucket without a write before it (e.g. every 4) has no ratio.
+            found = [
+                d["transfer"][b]["ratio"]
+                for d in diags
+                if d["transfer"].get(b, {}).get("ratio") is not None
+            ]
+            cells.append(f"{np.mean(found):.3f}" if found else "–")
+        diag_rows.append(f"| {key} | " + " | ".join(cells) + " |")
     if diag_rows:
         lines += [
             f"### Memory transfer by turn position, {part} dialogues "
