@@ -406,12 +406,14 @@ class DPMBrain(sb.Brain):
         if train_logger is not None:
             for name in strategies:
                 m = results.get(name, {})
+                stats = {
+                    k: round(m[k], 2)
+                    for k in ("WA", "UA", "WF1", "macro_F1")
+                    if k in m
+                }
+                # The logger knows train/valid/test: name the split read.
+                split = "valid_stats" if title == "valid" else "test_stats"
                 train_logger.log_stats(
-                    stats_meta={"strategy": name},
-                    test_stats={
-                        k: round(m[k], 2)
-                        for k in ("WA", "UA", "WF1", "macro_F1")
-                        if k in m
-                    },
+                    stats_meta={"strategy": name}, **{split: stats}
                 )
         return results

@@ -140,3 +140,16 @@ def test_killed_run_resumes_to_the_same_state(tmp_path, data):
         sllm_b.trainable_state_dict().values(),
     ):
         assert torch.allclose(a, b, atol=1e-6), name
+
+
+def test_train_log_names_the_split_read(tmp_path, data):
+    brain, _ = make_brain(str(tmp_path / "save"), epochs=1)
+    log = tmp_path / "train_log.txt"
+    brain.hparams.train_logger = sb.utils.train_logger.FileTrainLogger(log)
+    for split in ("valid", "test"):
+        brain.evaluate_strategies(
+            data, {"utterance": {}}, str(tmp_path / "res"), title=split
+        )
+    lines = log.read_text().splitlines()
+    assert "valid UA" in lines[0] and "test" not in lines[0]
+    assert "test UA" in lines[1]
