@@ -15,10 +15,10 @@ training) next to IEMOCAP-length ones, then pools the seeds:
 * ``placements``: the plain model read with the temporary LoRA on
   attention only, and with a shielded read-out; ``placements_b`` (the sweep
   seeds): on the MLPs only, and on the lower 2 blocks only;
-* ``sweeps``, ``sweeps_b``, ``sweeps_c`` (seed 1 by default): the plain
-  model read with one memory setting changed (stepping every 2 / 4
+* ``sweeps`` … ``sweeps_d`` (parts of one sweep, seed 1 by default): the
+  plain model read with one memory setting changed (stepping every 2 / 4
   sentences, ``n_r`` 128 / 512 / 1024 with their sliding windows, memory
-  lr, rank);
+  lr, rank, writes without the context's gradient);
 * ``plain_bs1``: ``plain`` with one window per optimizer step.
 
 Every run shares one unit codebook and unit cache. The summary
@@ -85,7 +85,7 @@ PLACEMENT_ROWS_B = {
     for name, placement in (("dpm_mlp", "mlp"), ("dpm_lower2", "lower-2"))
 }
 #: One memory setting changed at a time from the recipe's defaults (read
-#: with the plain model, --test_only). An ablation on the test split, not
+#: with the plain model). An ablation on the test split, not
 #: used to choose any default; n_r rows come with their own sliding window.
 SWEEP_ROWS = {
     "dpm_every2": {**PLAIN_ROWS["dpm"], "strategy": "dpm", "every": 2},
@@ -125,15 +125,24 @@ SWEEP_ROWS = {
         "alpha": 64,
     },
 }
-SWEEP_ROWS_A = {
-    k: SWEEP_ROWS[k]
-    for k in ("dpm_every2", "dpm_every4", "sliding_nr512", "dpm_nr512")
+SWEEP_ROWS["dpm_no_context_grad"] = {
+    **PLAIN_ROWS["dpm"],
+    "strategy": "dpm",
+    "context_grad": False,
 }
-SWEEP_ROWS_C = {k: SWEEP_ROWS[k] for k in ("sliding_nr1024", "dpm_nr1024")}
-SWEEP_ROWS_B = {
-    k: v
-    for k, v in SWEEP_ROWS.items()
-    if k not in SWEEP_ROWS_A and k not in SWEEP_ROWS_C
+#: The sweep in parts, so that several workers share it.
+SWEEP_PARTS = {
+    "sweeps": ("dpm_every2", "dpm_every4", "sliding_nr512", "dpm_nr512"),
+    "sweeps_b": (
+        "sliding_nr128",
+        "dpm_nr128",
+        "dpm_lr3e-4",
+        "dpm_lr3e-3",
+        "dpm_rank2",
+        "dpm_rank32",
+    ),
+    "sweeps_c": ("sliding_nr1024", "dpm_nr1024"),
+    "sweeps_d": ("dpm_no_context_grad",),
 }
 #: DPM-aware models are read with the memory they were trained through.
 AWARE_ROWS = {
@@ -175,18 +184,16 @@ RUNS = {
     # each in its own folder.
     "placements": ("dpm.yaml", READ, PLACEMENT_ROWS),
     "placements_b": ("dpm.yaml", READ, PLACEMENT_ROWS_B),
-    # Two halves, so that two workers share the sweep.
-    "sweeps": ("dpm.yaml", READ, SWEEP_ROWS_A),
-    "sweeps_b": ("dpm.yaml", READ, SWEEP_ROWS_B),
-    "sweeps_c": ("dpm.yaml", READ, SWEEP_ROWS_C),
+    **{
+        part: ("dpm.yaml", READ, {k: SWEEP_ROWS[k] for k in rows})
+        for part, rows in SWEEP_PARTS.items()
+    },
 }
 #: Runs that only read the plain run's model: run -> their seeds option.
 READ_ONLY = {
     "placements": "placement_seeds",
     "placements_b": "sweep_seeds",
-    "sweeps": "sweep_seeds",
-    "sweeps_b": "sweep_seeds",
-    "sweeps_c": "sweep_seeds",
+    **dict.fromkeys(SWEEP_PARTS, "sweep_seeds"),
 }
 DEFAULT_RUNS = ["plain", "classifier", "dpm_aware", "placements"]
 #: Pairs (run/row, run/row) whose UA difference gets a confidence interval.
@@ -208,16 +215,15 @@ COMPARISONS = [
     ("plain_leaky/dpm", "plain_leaky/sliding"),
     ("plain/sliding", "plain_leaky/sliding"),
     *[
-        (
-            f"{run}/{row}",
-            "plain/" + ("dpm" if "sliding" in row else "sliding"),
-        )
-        for run in ("sweeps", "sweeps_b", "sweeps_c")
-        for row in RUNS[run][2]
+        (f"{part}/{row}", "plain/sliding")
+        for part, rows in SWEEP_PARTS.items()
+        for row in rows
     ],
-    ("sweeps_c/dpm_nr1024", "sweeps_c/sliding_nr1024"),
+    # DPM against the sliding window of the same n_r.
     ("sweeps_b/dpm_nr128", "sweeps_b/sliding_nr128"),
     ("sweeps/dpm_nr512", "sweeps/sliding_nr512"),
+    ("sweeps_c/dpm_nr1024", "sweeps_c/sliding_nr1024"),
+    ("sweeps_d/dpm_no_context_grad", "plain/dpm"),
 ]
 LONG_MIN_TURNS = 100
 POSITION_EDGES = (0, 10, 25, 50, 75, 100)

@@ -64,7 +64,15 @@ def test_paired_ci(exp):
 
 
 @pytest.mark.parametrize(
-    "run", ["placements", "placements_b", "sweeps", "sweeps_b", "sweeps_c"]
+    "run",
+    [
+        "placements",
+        "placements_b",
+        "sweeps",
+        "sweeps_b",
+        "sweeps_c",
+        "sweeps_d",
+    ],
 )
 def test_read_only_runs_read_the_plain_model_in_their_own_folder(exp, run):
     args = exp.parse_args(["--output_folder", "out", "--runs", run])
