@@ -249,7 +249,11 @@ class OnePass(ContextStrategy):
     The conversation is cut into consecutive windows of whole utterances of
     at most ``max_tokens`` tokens; each window is one forward pass and the
     context restarts at each cut (the model without memory, whose context
-    window is full).
+    window is full). These are the windows the recipes train on.
+
+    Streaming (``push``) gives the same logits: the window is causal, so an
+    utterance's read-out does not depend on the utterances after it in its
+    window; each push reads the current window up to the new utterance.
 
     Arguments
     ---------
@@ -264,10 +268,24 @@ class OnePass(ContextStrategy):
     def __init__(self, sllm, max_tokens=1024, **kwargs):
         super().__init__(sllm)
         self.max_tokens = max_tokens
+        self._group, self._size = [], 0
+
+    def start(self):
+        """Begins a conversation: an empty window."""
+        self._group, self._size = [], 0
 
     def push(self, utt):
-        """Not streaming: a one-pass model reads the whole conversation."""
-        raise NotImplementedError("one_pass labels whole dialogues only")
+        """Labels the next utterance (the same cut as ``pack_dialogue``)."""
+        if self._group and self._size + len(utt) > self.max_tokens:
+            self._group, self._size = [], 0
+        self._group.append(utt)
+        self._size += len(utt)
+        (window,) = pack_dialogue(self._group, self.max_tokens)
+        return self.read(window)
+
+    def close(self):
+        """Ends the conversation."""
+        self.start()
 
     @torch.no_grad()
     def predict_dialogue(self, utts):

@@ -1214,11 +1214,6 @@ class StreamSession:
 
     def __init__(self, recognizer):
         recognizer._check_free("stream")
-        if recognizer.strategy.name == "one_pass":
-            raise ValueError(
-                "strategy 'one_pass' labels whole dialogues only; use "
-                "classify_dialogue"
-            )
         self.recognizer = recognizer
         self.n_pushed = 0
         self.closed = False

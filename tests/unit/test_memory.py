@@ -298,3 +298,17 @@ def test_context_without_grad(audio_loss_input):
     )
     changed = [not torch.allclose(a, b, atol=1e-6) for a, b in zip(full, cut)]
     assert any(changed)
+
+
+def test_one_pass_streams_the_same_logits():
+    """Pushing turns one by one gives the whole-dialogue pass's logits,
+    window cuts included."""
+    sllm = make_sllm()
+    utts = make_dialogue(sllm.space, n=9)
+    strategy = build_strategy("one_pass", sllm, max_tokens=20)
+    whole = strategy.predict_dialogue(utts)
+    strategy.start()
+    pushed = torch.stack([strategy.push(u) for u in utts])
+    strategy.close()
+    assert sum(len(u) for u in utts) > 2 * 20  # at least two cuts
+    assert torch.allclose(whole, pushed, atol=1e-5)
