@@ -1,6 +1,6 @@
 """Dynamic Parameter Memory (DPM): a temporary LoRA written while listening.
 
-A second peft adapter (``"memory"``) sits on top of the frozen LLM and its
+A second peft adapter (``"memory_..."``) sits on top of the frozen LLM and its
 trained fixed LoRA. During one conversation it is *written* by gradient
 steps on the self-supervised audio next-token loss of each utterance (given
 the ``n_r`` tokens before it) and *read* through the usual emotion read-out;
@@ -60,6 +60,27 @@ class WriteOutput:
     logits: Optional[torch.Tensor]
 
 
+def memory_adapter_name(rank, alpha, target_modules, layers=None):
+    """The default adapter name of a memory configuration.
+
+    Example
+    -------
+    >>> memory_adapter_name(8, 16, "all-linear")
+    'memory_r8_a16_all'
+    >>> memory_adapter_name(4, 0.5, ["v_proj", "q_proj"], layers=[0, 1])
+    'memory_r4_a0p5_q_proj-v_proj_l0-1'
+    """
+    if isinstance(target_modules, str):
+        targets = "all" if target_modules == "all-linear" else target_modules
+    else:
+        targets = "-".join(sorted(target_modules))
+    name = f"{MEMORY_ADAPTER}_r{rank}_a{alpha:g}_{targets}"
+    if layers is not None:
+        name += "_l" + "-".join(str(i) for i in layers)
+    # peft keeps adapters in ModuleDicts, whose keys may not hold dots.
+    return name.replace(".", "p")
+
+
 class LoRAMemory:
     """A temporary LoRA over an EmotionSLLM, written by audio-loss steps.
 
@@ -109,8 +130,10 @@ class LoRAMemory:
         a graph and serves as a key/value cache, so the backward pass
         covers the utterance only (cheaper at large ``n_r``; the gradient
         through the context's keys and values is dropped).
-    adapter_name : str
-        Name of the peft adapter.
+    adapter_name : str, optional
+        Name of the peft adapter. Default: one name per configuration
+        (``memory_r<rank>_a<alpha>_<targets>[_l<layers>]``), so memories of
+        different shapes can share a model, e.g. the rows of one evaluation.
 
     Example
     -------
@@ -144,7 +167,7 @@ class LoRAMemory:
         eps=1e-7,
         max_grad_norm=None,
         context_grad=True,
-        adapter_name=MEMORY_ADAPTER,
+        adapter_name=None,
     ):
         if read_order not in READ_ORDERS:
             raise ValueError(
@@ -153,7 +176,9 @@ class LoRAMemory:
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
         self.sllm = sllm
-        self.name = adapter_name
+        self.name = adapter_name or memory_adapter_name(
+            rank, alpha, target_modules, layers
+        )
         self.rank = rank
         self.steps = steps
         self.seed = seed

@@ -72,6 +72,7 @@ def test_paired_ci(exp):
         "sweeps_b",
         "sweeps_c",
         "sweeps_d",
+        "sweeps_e",
     ],
 )
 def test_read_only_runs_read_the_plain_model_in_their_own_folder(exp, run):

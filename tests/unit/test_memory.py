@@ -9,6 +9,7 @@ import torch
 
 from speechbrain_dpm.context import SlidingWindow, build_strategy
 from speechbrain_dpm.memory import (
+    MEMORY_ADAPTER,
     DPMStrategy,
     LoRAMemory,
     summarize_diagnostics,
@@ -60,7 +61,7 @@ def snapshot(sllm):
     return {
         name: (param.detach().clone(), param.requires_grad)
         for name, param in sllm.named_parameters()
-        if ".memory." not in name
+        if f".{MEMORY_ADAPTER}" not in name
     }
 
 
@@ -143,7 +144,7 @@ def test_isolation_between_conversations():
         assert after[name][1] == flag, name
     for name, param in sllm.named_parameters():
         assert param.grad is None, name
-        if ".memory." in name:
+        if f".{MEMORY_ADAPTER}" in name:
             assert not param.requires_grad
     assert len(memory.optimizer.state) == 0
 
@@ -262,8 +263,9 @@ def test_diagnostics_zero_lr_and_transfer():
         assert summary["drift"]["all"] > 1e-3
         assert summary["flips"]["n"] == 4
 
+    # An explicit name that is taken by another shape is an error.
     with pytest.raises(ValueError, match="already has an adapter"):
-        LoRAMemory(sllm, rank=4, alpha=16)
+        LoRAMemory(sllm, rank=2, alpha=8, adapter_name="memory_r4_a8_all")
 
 
 def _one_write(sllm, window, **opts):
@@ -312,3 +314,28 @@ def test_one_pass_streams_the_same_logits():
     strategy.close()
     assert sum(len(u) for u in utts) > 2 * 20  # at least two cuts
     assert torch.allclose(whole, pushed, atol=1e-5)
+
+
+def test_memories_of_different_shapes_share_a_model():
+    """Rows of one evaluation may differ in rank or targets: each shape
+    gets its own adapter; the same shape reuses its tensors."""
+    sllm = make_sllm()
+    utts = make_dialogue(sllm.space, n=3)
+    outs = {}
+    for rank, targets in (
+        (2, "all-linear"),
+        (4, "all-linear"),
+        (2, ["q_proj"]),
+    ):
+        dpm = DPMStrategy(sllm, n_context=12, rank=rank, target_modules=targets)
+        outs[(rank, str(targets))] = dpm.predict_dialogue(utts)
+        assert dpm.n_writes == len(utts)
+    again = DPMStrategy(sllm, n_context=12, rank=2, target_modules="all-linear")
+    assert again.memory.name == "memory_r2_a16_all"
+    assert torch.allclose(again.predict_dialogue(utts), outs[(2, "all-linear")])
+    names = {
+        n.split(f".{MEMORY_ADAPTER}")[1].split(".")[0]
+        for n, _ in sllm.named_parameters()
+        if f".{MEMORY_ADAPTER}" in n
+    }
+    assert names == {"_r2_a16_all", "_r4_a16_all", "_r2_a16_q_proj"}
