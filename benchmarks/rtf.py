@@ -214,7 +214,9 @@ def main(argv=None):
         rec = DPMEmotionRecognizer.from_hparams(
             folder, run_opts={"device": "cpu"}
         )
-        from silero_vad import load_silero_vad
+        from speechbrain_dpm.inference import silero_vad
+
+        _, load_silero_vad = silero_vad()  # keeps --threads
 
         rec._vad_cache["model"] = load_silero_vad()  # loading is not RTF
         memory = rec.strategy.memory

@@ -479,6 +479,30 @@ def check_waveform(wav, name="audio", allow_silence=False):
     return wav
 
 
+def silero_vad():
+    """silero-vad's ``(get_speech_timestamps, load_silero_vad)``, imported
+    without its side effect.
+
+    Importing ``silero_vad`` calls ``torch.set_num_threads(1)``, which would
+    silently make every later forward of the process single-threaded (the
+    DPM steps of ``classify_long_audio`` included): the caller's setting is
+    put back.
+
+    Example
+    -------
+    >>> threads = torch.get_num_threads()
+    >>> get_speech_timestamps, load_silero_vad = silero_vad()
+    >>> torch.get_num_threads() == threads
+    True
+    """
+    threads = torch.get_num_threads()
+    try:
+        from silero_vad import get_speech_timestamps, load_silero_vad
+    finally:
+        torch.set_num_threads(threads)
+    return get_speech_timestamps, load_silero_vad
+
+
 def read_audio_16k(path, allow_silence=False):
     """Reads an audio file as a checked mono 16 kHz waveform.
 
@@ -1037,8 +1061,7 @@ class DPMEmotionRecognizer(Pretrained):
         self, wav, min_speech, max_segment, min_silence, threshold
     ):
         """silero-vad speech spans, in samples, each ≤ max_segment."""
-        from silero_vad import get_speech_timestamps, load_silero_vad
-
+        get_speech_timestamps, load_silero_vad = silero_vad()
         if "model" not in self._vad_cache:
             self._vad_cache["model"] = load_silero_vad()
         spans = get_speech_timestamps(

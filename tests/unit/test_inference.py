@@ -10,6 +10,7 @@ import csv
 import os
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -628,3 +629,20 @@ def test_recipe_exported_model(tmp_path):
     with model.stream() as session:
         pushed = [session.push(w) for w in wavs]
     assert [p.label for p in preds] == [p.label for p in pushed]
+
+
+def test_loading_the_vad_keeps_the_thread_setting():
+    """silero-vad sets torch's threads to 1 when imported; the recognizer's
+    import of it puts the caller's setting back (checked in a fresh
+    process, where the import really happens)."""
+    code = (
+        "import torch; torch.set_num_threads(2)\n"
+        "from speechbrain_dpm.inference import silero_vad\n"
+        "silero_vad()\n"
+        "import sys; assert 'silero_vad.model' in sys.modules\n"
+        "print(torch.get_num_threads())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split()[-1] == "2"
