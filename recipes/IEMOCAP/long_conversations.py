@@ -15,7 +15,7 @@ training) next to IEMOCAP-length ones, then pools the seeds:
 * ``placements``: the plain model read with the temporary LoRA on
   attention only, and with a shielded read-out; ``placements_b`` (the sweep
   seeds): on the MLPs only, and on the lower 2 blocks only;
-* ``sweeps`` … ``sweeps_e`` (parts of one sweep, seed 1 by default): the
+* ``sweeps`` … ``sweeps_f`` (parts of one sweep, seed 1 by default): the
   plain model read with one memory setting changed (stepping every 2 / 4
   sentences, ``n_r`` 128 / 512 / 1024 with their sliding windows, memory
   lr, rank, writes without the context's gradient);
@@ -132,11 +132,12 @@ SWEEP_ROWS["dpm_no_context_grad"] = {
 }
 #: The sweep in parts, so that several workers share it.
 SWEEP_PARTS = {
-    "sweeps": ("dpm_every2", "dpm_every4", "sliding_nr512", "dpm_nr512"),
+    "sweeps": ("dpm_every2", "dpm_every4"),
     "sweeps_b": ("sliding_nr128", "dpm_nr128", "dpm_lr3e-4", "dpm_lr3e-3"),
     "sweeps_c": ("sliding_nr1024", "dpm_nr1024"),
     "sweeps_d": ("dpm_no_context_grad",),
     "sweeps_e": ("dpm_rank2", "dpm_rank32"),
+    "sweeps_f": ("sliding_nr512", "dpm_nr512"),
 }
 #: DPM-aware models are read with the memory they were trained through.
 AWARE_ROWS = {
@@ -215,7 +216,7 @@ COMPARISONS = [
     ],
     # DPM against the sliding window of the same n_r.
     ("sweeps_b/dpm_nr128", "sweeps_b/sliding_nr128"),
-    ("sweeps/dpm_nr512", "sweeps/sliding_nr512"),
+    ("sweeps_f/dpm_nr512", "sweeps_f/sliding_nr512"),
     ("sweeps_c/dpm_nr1024", "sweeps_c/sliding_nr1024"),
     ("sweeps_d/dpm_no_context_grad", "plain/dpm"),
 ]

@@ -73,6 +73,7 @@ def test_paired_ci(exp):
         "sweeps_c",
         "sweeps_d",
         "sweeps_e",
+        "sweeps_f",
     ],
 )
 def test_read_only_runs_read_the_plain_model_in_their_own_folder(exp, run):
