@@ -15,10 +15,11 @@ training) next to IEMOCAP-length ones, then pools the seeds:
 * ``placements``: the plain model read with the temporary LoRA on
   attention only, and with a shielded read-out; ``placements_b`` (the sweep
   seeds): on the MLPs only, and on the lower 2 blocks only;
-* ``sweeps`` … ``sweeps_f`` (parts of one sweep, seed 1 by default): the
+* ``sweeps`` … ``sweeps_g`` (parts of one sweep, seed 1 by default): the
   plain model read with one memory setting changed (stepping every 2 / 4
   sentences, ``n_r`` 128 / 512 / 1024 with their sliding windows, memory
-  lr, rank, writes without the context's gradient);
+  lr, rank, writes without the context's gradient, one pass over the
+  LLM's whole 8192-token window);
 * ``plain_bs1``: ``plain`` with one window per optimizer step.
 
 Every run shares one unit codebook and unit cache. The summary
@@ -125,6 +126,9 @@ SWEEP_ROWS = {
         "alpha": 64,
     },
 }
+# Full context where it fits: one pass over SmolLM2's whole 8192-token
+# window (an ordinary dialogue fits; a 200-turn one is cut about twice).
+SWEEP_ROWS["one_pass_8192"] = {"strategy": "one_pass", "max_tokens": 8192}
 SWEEP_ROWS["dpm_no_context_grad"] = {
     **PLAIN_ROWS["dpm"],
     "strategy": "dpm",
@@ -138,6 +142,7 @@ SWEEP_PARTS = {
     "sweeps_d": ("dpm_no_context_grad",),
     "sweeps_e": ("dpm_rank2", "dpm_rank32"),
     "sweeps_f": ("sliding_nr512", "dpm_nr512"),
+    "sweeps_g": ("one_pass_8192",),
 }
 #: DPM-aware models are read with the memory they were trained through.
 AWARE_ROWS = {
@@ -219,6 +224,7 @@ COMPARISONS = [
     ("sweeps_f/dpm_nr512", "sweeps_f/sliding_nr512"),
     ("sweeps_c/dpm_nr1024", "sweeps_c/sliding_nr1024"),
     ("sweeps_d/dpm_no_context_grad", "plain/dpm"),
+    ("sweeps_g/one_pass_8192", "plain/one_pass"),
 ]
 LONG_MIN_TURNS = 100
 POSITION_EDGES = (0, 10, 25, 50, 75, 100)

@@ -74,6 +74,7 @@ def test_paired_ci(exp):
         "sweeps_d",
         "sweeps_e",
         "sweeps_f",
+        "sweeps_g",
     ],
 )
 def test_read_only_runs_read_the_plain_model_in_their_own_folder(exp, run):
