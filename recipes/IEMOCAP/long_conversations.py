@@ -125,14 +125,14 @@ SWEEP_ROWS = {
         "rank": 32,
         "alpha": 64,
     },
-}
-# Full context where it fits: one pass over SmolLM2's whole 8192-token
-# window (an ordinary dialogue fits; a 200-turn one is cut about twice).
-SWEEP_ROWS["one_pass_8192"] = {"strategy": "one_pass", "max_tokens": 8192}
-SWEEP_ROWS["dpm_no_context_grad"] = {
-    **PLAIN_ROWS["dpm"],
-    "strategy": "dpm",
-    "context_grad": False,
+    "dpm_no_context_grad": {
+        **PLAIN_ROWS["dpm"],
+        "strategy": "dpm",
+        "context_grad": False,
+    },
+    # Full context where it fits: one pass over SmolLM2's whole 8192-token
+    # window (an ordinary dialogue fits; a 200-turn one is cut about twice).
+    "one_pass_8192": {"strategy": "one_pass", "max_tokens": 8192},
 }
 #: The sweep in parts, so that several workers share it.
 SWEEP_PARTS = {
