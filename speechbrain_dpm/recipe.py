@@ -79,7 +79,13 @@ def export_model(hparams):
         The folder.
     """
     name = hparams["export_strategy"]
-    opts = dict(hparams["test_strategies"].get(name) or {})
+    if name not in active_strategies(hparams):
+        logger.warning(
+            "export_strategy %r is not an evaluated row of test_strategies: "
+            "exported with the strategy's default options",
+            name,
+        )
+    opts = dict(active_strategies(hparams).get(name) or {})
     opts.pop("diagnostics", None)
     settings = {
         key: hparams[key]
