@@ -79,13 +79,14 @@ def export_model(hparams):
         The folder.
     """
     name = hparams["export_strategy"]
-    if name not in active_strategies(hparams):
+    rows = active_strategies(hparams)
+    if name not in rows:
         logger.warning(
             "export_strategy %r is not an evaluated row of test_strategies: "
             "exported with the strategy's default options",
             name,
         )
-    opts = dict(active_strategies(hparams).get(name) or {})
+    opts = dict(rows.get(name) or {})
     opts.pop("diagnostics", None)
     settings = {
         key: hparams[key]
