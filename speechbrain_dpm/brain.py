@@ -128,6 +128,9 @@ class WindowDataset(torch.utils.data.Dataset):
     n_ctx : int
         Maximum tokens per window (0: one utterance per window, the
         classifier's training).
+    utterance_windows : bool
+        With ``n_ctx > 0``, also one window per utterance alone: the model
+        learns to read an utterance with and without its context.
 
     Example
     -------
@@ -136,15 +139,20 @@ class WindowDataset(torch.utils.data.Dataset):
     >>> utt = make_utterance(torch.tensor([1, 2]), None, space, 0)
     >>> len(WindowDataset([("d", [utt] * 4)], n_ctx=6))
     2
+    >>> len(WindowDataset([("d", [utt] * 4)], 6, utterance_windows=True))
+    6
     """
 
-    def __init__(self, dialogues, n_ctx):
+    def __init__(self, dialogues, n_ctx, utterance_windows=False):
         self.windows = []
         for _, utts in dialogues:
+            alone = [pack_dialogue([u], len(u))[0] for u in utts]
             if n_ctx <= 0:
-                self.windows += [pack_dialogue([u], len(u))[0] for u in utts]
+                self.windows += alone
             else:
                 self.windows += pack_dialogue(utts, n_ctx)
+                if utterance_windows:
+                    self.windows += alone
 
     def __len__(self):
         return len(self.windows)
@@ -158,8 +166,8 @@ class DPMBrain(sb.Brain):
     dialogue through context strategies.
 
     Expected ``modules``: ``sllm`` (an ``EmotionSLLM``). Expected hparams:
-    ``audio_loss_weight``, ``emotion_loss_weight``, ``emotions``; optional
-    ``train_logger``.
+    ``audio_loss_weight``, ``emotion_loss_weight``, ``emotions``, ``n_ctx``;
+    optional ``train_logger`` and ``utterance_windows``.
     """
 
     @property
@@ -269,9 +277,12 @@ class DPMBrain(sb.Brain):
     def make_window_loader(self, dialogues, stage, **loader_kwargs):
         """A dataloader of packed windows (SpeechBrain's samplers, DDP)."""
         loader_kwargs.setdefault("collate_fn", collate_windows)
-        return self.make_dataloader(
-            WindowDataset(dialogues, self.hparams.n_ctx), stage, **loader_kwargs
+        # Validation (checkpoint selection) reads the dialogue windows only.
+        alone = stage == sb.Stage.TRAIN and getattr(
+            self.hparams, "utterance_windows", False
         )
+        dataset = WindowDataset(dialogues, self.hparams.n_ctx, alone)
+        return self.make_dataloader(dataset, stage, **loader_kwargs)
 
     def label_dialogues(self, dialogues, strategy, progressbar=None, **opts):
         """Labels every utterance of every dialogue with a strategy.

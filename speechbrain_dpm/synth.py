@@ -58,6 +58,8 @@ from speechbrain.utils.logger import get_logger
 logger = get_logger(__name__)
 
 GENERATOR_VERSION = 1
+#: Share of the emotion shift kept by a subdued turn (``subdued_share``).
+SUBDUED_INTENSITY = 0.2
 SAMPLE_RATE = 16000
 # Turn times are written with 4 decimals; aligning every boundary to 8
 # samples (0.5 ms) makes them exact, so cutting the dialogue wav at the
@@ -646,6 +648,8 @@ class PlannedUtterance:
         Seed of the noise.
     gap : float
         Pause before this turn (seconds).
+    subdued : bool
+        Delivered with little of its emotion's prosody (``subdued_share``).
     n_samples : int
         Length at 16 kHz, filled in after synthesis.
     start : float
@@ -664,6 +668,7 @@ class PlannedUtterance:
     snr_db: float
     noise_seed: int
     gap: float
+    subdued: bool = False
     n_samples: int = 0
     start: float = 0.0
     end: float = 0.0
@@ -745,6 +750,13 @@ def _map_csv_emotion(emotion, labels):
     return None
 
 
+def _subdued_flags(seed, index, n, share):
+    """Which of a dialogue's ``n`` turns are subdued (own random stream)."""
+    if share <= 0:
+        return [False] * n
+    return list(np.random.default_rng([seed, 5, index]).random(n) < share)
+
+
 def plan_iemocap(
     n_dialogues=20,
     turns=(8, 16),
@@ -761,6 +773,7 @@ def plan_iemocap(
     laden_share=0.0,
     text_csv=None,
     csv_labels=False,
+    subdued_share=0.0,
 ):
     """Plans an IEMOCAP-style corpus: speakers, dialogues, turns, labels.
 
@@ -802,6 +815,14 @@ def plan_iemocap(
         (ordinary dialogues take their length from it).
     csv_labels : bool
         Take labels from the CSV's ``Emotion`` column where it maps.
+    subdued_share : float
+        Share of turns delivered *subdued*: with only ``SUBDUED_INTENSITY``
+        of their emotion's prosody shift, close to the speaker's neutral
+        baseline, while the label keeps the (persisting) emotion, as when
+        annotators label a flat-sounding turn from the scene around it.
+        Alone such a turn is ambiguous; the conversation disambiguates it.
+        Drawn from a random stream of its own, so 0 gives the same corpus
+        as before this option existed.
 
     Returns
     -------
@@ -895,6 +916,7 @@ def plan_iemocap(
         else:
             texts = _choose_texts(n, emotions, drng, pool, laden_share)
         counters = {"F": 0, "M": 0}
+        subdued = _subdued_flags(seed, i, n, subdued_share)
         utts = []
         for j in range(n):
             g = genders[j]
@@ -902,6 +924,7 @@ def plan_iemocap(
             disagree = drng.random() < p_disagree
             label = "xxx" if disagree else emotions[j]
             scale = intensity * (0.5 if disagree else 1.0)
+            scale *= SUBDUED_INTENSITY if subdued[j] else 1.0
             utts.append(
                 PlannedUtterance(
                     utt_id=f"{name}_{g}{counters[g]:03d}",
@@ -918,6 +941,7 @@ def plan_iemocap(
                         if j == 0 or genders[j - 1] != g
                         else drng.uniform(0.3, 0.8)
                     ),
+                    subdued=bool(subdued[j]),
                 )
             )
             counters[g] += 1
@@ -944,6 +968,7 @@ def plan_meld(
     laden_share=0.0,
     text_csv=None,
     csv_labels=False,
+    subdued_share=0.0,
 ):
     """Plans a MELD-style corpus: a cast of speakers and multi-party scenes.
 
@@ -977,6 +1002,14 @@ def plan_meld(
         CSV with MELD's columns supplying texts and turn-taking.
     csv_labels : bool
         Take labels from the CSV's ``Emotion`` column where it maps.
+    subdued_share : float
+        Share of turns delivered *subdued*: with only ``SUBDUED_INTENSITY``
+        of their emotion's prosody shift, close to the speaker's neutral
+        baseline, while the label keeps the (persisting) emotion, as when
+        annotators label a flat-sounding turn from the scene around it.
+        Alone such a turn is ambiguous; the conversation disambiguates it.
+        Drawn from a random stream of its own, so 0 gives the same corpus
+        as before this option existed.
 
     Returns
     -------
@@ -1060,9 +1093,11 @@ def plan_meld(
             texts = [t["text"] for t in csv_turns]
         else:
             texts = _choose_texts(n, emotions, drng, pool, laden_share)
+        subdued = _subdued_flags(seed, d, n, subdued_share)
         utts = []
         for j in range(n):
             spk = cast[who[j]]
+            scale = intensity * (SUBDUED_INTENSITY if subdued[j] else 1.0)
             utts.append(
                 PlannedUtterance(
                     utt_id=f"dia{d}_utt{j}",
@@ -1071,10 +1106,11 @@ def plan_meld(
                     text=texts[j],
                     emotion=emotions[j],
                     label=emotions[j],
-                    prosody=spk.prosody(emotions[j], drng, intensity, jitter),
+                    prosody=spk.prosody(emotions[j], drng, scale, jitter),
                     snr_db=float(drng.uniform(*snr_db)),
                     noise_seed=int(drng.integers(2**31)),
                     gap=float(drng.uniform(0.2, 1.5)),
+                    subdued=bool(subdued[j]),
                 )
             )
         info = {
@@ -1269,6 +1305,12 @@ def _params_digest(params):
     return json.dumps(params, sort_keys=True)
 
 
+def _subdued_param(share):
+    """``subdued_share`` for SYNTHETIC.txt, left out at 0 so that corpora
+    generated before the option existed still count as identical."""
+    return {"subdued_share": float(share)} if share else {}
+
+
 def _read_synthetic(root):
     """(parameters, complete?) from ``SYNTHETIC.txt``, or (None, False)."""
     path = Path(root) / SYNTH_FILE
@@ -1373,6 +1415,7 @@ def _write_synthetic_files(root, corpus, params, speakers, dialogues, extra):
                 "text": u.text,
                 "prosody": u.prosody,
                 "snr_db": u.snr_db,
+                "subdued": u.subdued,
                 "start": u.start,
                 "end": u.end,
             }
@@ -1479,6 +1522,7 @@ def generate_iemocap(
     text_csv=None,
     csv_labels=False,
     overwrite=False,
+    subdued_share=0.0,
 ):
     """Generates a synthetic corpus in IEMOCAP's ``IEMOCAP_full_release``
     layout.
@@ -1525,6 +1569,14 @@ def generate_iemocap(
         CSV with MELD's columns supplying texts and turn-taking.
     csv_labels : bool
         Take labels from the CSV's ``Emotion`` column where it maps.
+    subdued_share : float
+        Share of turns delivered *subdued*: with only ``SUBDUED_INTENSITY``
+        of their emotion's prosody shift, close to the speaker's neutral
+        baseline, while the label keeps the (persisting) emotion, as when
+        annotators label a flat-sounding turn from the scene around it.
+        Alone such a turn is ambiguous; the conversation disambiguates it.
+        Drawn from a random stream of its own, so 0 gives the same corpus
+        as before this option existed.
     overwrite : bool
         Replace a synthetic corpus generated with other parameters.
 
@@ -1559,6 +1611,7 @@ def generate_iemocap(
         "text_csv": str(text_csv) if text_csv else None,
         "text_csv_sha256": _file_digest(text_csv) if text_csv else None,
         "csv_labels": bool(csv_labels),
+        **_subdued_param(subdued_share),
     }
     generated = [f"Session{k}" for k in range(1, 6)] + [META_FILE]
     if _prepare_root(root, params, overwrite, generated, "IEMOCAP"):
@@ -1580,6 +1633,7 @@ def generate_iemocap(
         laden_share=laden_share,
         text_csv=text_csv,
         csv_labels=csv_labels,
+        subdued_share=subdued_share,
     )
     utts = [(d, u) for d in dialogues for u in d.utterances]
     logger.info(
@@ -1661,6 +1715,7 @@ def generate_meld(
     csv_labels=False,
     video=False,
     overwrite=False,
+    subdued_share=0.0,
 ):
     """Generates a synthetic corpus in MELD's ``MELD.Raw`` layout.
 
@@ -1705,6 +1760,14 @@ def generate_meld(
         CSV with MELD's columns supplying texts and turn-taking.
     csv_labels : bool
         Take labels from the CSV's ``Emotion`` column where it maps.
+    subdued_share : float
+        Share of turns delivered *subdued*: with only ``SUBDUED_INTENSITY``
+        of their emotion's prosody shift, close to the speaker's neutral
+        baseline, while the label keeps the (persisting) emotion, as when
+        annotators label a flat-sounding turn from the scene around it.
+        Alone such a turn is ambiguous; the conversation disambiguates it.
+        Drawn from a random stream of its own, so 0 gives the same corpus
+        as before this option existed.
     video : bool
         Add a tiny black video track (H.264) to each mp4.
     overwrite : bool
@@ -1744,6 +1807,7 @@ def generate_meld(
         "csv_labels": bool(csv_labels),
         "video": bool(video) and has_ffmpeg,
         "media": "mp4" if has_ffmpeg else "wav",
+        **_subdued_param(subdued_share),
     }
     generated = ["train", "dev", "test", META_FILE] + [
         f"{s}_sent_emo.csv" for s in MELD_SPLIT_DIRS
@@ -1770,6 +1834,7 @@ def generate_meld(
         laden_share=laden_share,
         text_csv=text_csv,
         csv_labels=csv_labels,
+        subdued_share=subdued_share,
     )
     ext = ".mp4" if has_ffmpeg else ".wav"
     utts = [(d, u) for d in dialogues for u in d.utterances]
@@ -1884,6 +1949,12 @@ def main(argv=None):
         p.add_argument("--intensity", type=float, default=1.0)
         p.add_argument("--jitter", type=float, default=1.0)
         p.add_argument("--laden-share", type=float, default=0.0)
+        p.add_argument(
+            "--subdued-share",
+            type=float,
+            default=0.0,
+            help="share of flat-sounding turns that keep their label",
+        )
         p.add_argument("--text-csv", help="CSV with MELD's columns")
         p.add_argument("--csv-labels", action="store_true")
         p.add_argument("--overwrite", action="store_true")
@@ -1907,6 +1978,7 @@ def main(argv=None):
         "intensity": args.intensity,
         "jitter": args.jitter,
         "laden_share": args.laden_share,
+        "subdued_share": args.subdued_share,
         "text_csv": args.text_csv,
         "csv_labels": args.csv_labels,
         "overwrite": args.overwrite,

@@ -177,6 +177,13 @@ RUNS = {
         {"audio_loss_weight": 0.0, "emotion_loss_weight": 1.0},
         {k: PLAIN_ROWS[k] for k in ("utterance", "one_pass", "sliding")},
     ),
+    # The SLLM also trained on each utterance alone (the classifier's
+    # windows) next to the dialogue windows.
+    "mixed": (
+        "dpm.yaml",
+        {"utterance_windows": True},
+        {k: PLAIN_ROWS[k] for k in ("utterance", "one_pass", "sliding")},
+    ),
     # The plain recipe with one window per optimizer step: as many steps
     # per epoch as the classifier takes (its windows hold one utterance).
     "plain_bs1": ("dpm.yaml", {"batch_size": 1}, PLAIN_ROWS),
@@ -201,6 +208,10 @@ COMPARISONS = [
     ("plain/sliding", "classifier/utterance"),
     ("plain/sliding", "plain/utterance"),
     ("ctx_emotion/sliding", "classifier/utterance"),
+    ("plain/one_pass", "classifier/utterance"),
+    ("mixed/sliding", "classifier/utterance"),
+    ("mixed/one_pass", "classifier/utterance"),
+    ("mixed/sliding", "mixed/utterance"),
     ("ctx_emotion/sliding", "ctx_emotion/utterance"),
     ("plain_bs1/sliding", "classifier/utterance"),
     ("plain_bs1/sliding", "plain_bs1/utterance"),
@@ -241,6 +252,12 @@ def parse_args(argv=None):
     p.add_argument("--dialogues", type=int, default=60)
     p.add_argument("--long", type=int, default=2, help="long test dialogues")
     p.add_argument("--long_turns", type=int, default=200)
+    p.add_argument(
+        "--subdued_share",
+        type=float,
+        default=0.0,
+        help="share of flat-sounding turns (synth's subdued_share)",
+    )
     p.add_argument("--llm_layers", type=int, default=4)
     p.add_argument("--n_units", type=int, default=64)
     p.add_argument("--epochs", type=int, default=12)
@@ -277,6 +294,7 @@ def generate_corpus(args):
         long_dialogues=args.long,
         long_turns=args.long_turns,
         long_session=5,
+        subdued_share=args.subdued_share,
         n_jobs=2,
     )
 

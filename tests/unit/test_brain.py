@@ -153,3 +153,21 @@ def test_train_log_names_the_split_read(tmp_path, data):
     lines = log.read_text().splitlines()
     assert "valid UA" in lines[0] and "test" not in lines[0]
     assert "test UA" in lines[1]
+
+
+def test_utterance_windows_add_each_utterance_alone_to_training(tmp_path, data):
+    brain, _ = make_brain(str(tmp_path / "save"), epochs=1)
+    n_utts = sum(len(utts) for _, utts in data)
+    packed = brain.make_window_loader(data, sb.Stage.TRAIN, batch_size=1)
+    brain.hparams.utterance_windows = True
+    mixed = brain.make_window_loader(data, sb.Stage.TRAIN, batch_size=1)
+    valid = brain.make_window_loader(
+        data, sb.Stage.VALID, ckpt_prefix=None, batch_size=1
+    )
+    assert len(mixed) == len(packed) + n_utts
+    assert len(valid) == len(packed)  # selection reads dialogue windows
+    extra = [w for w in mixed.dataset.windows if len(w.labels) == 1]
+    utts = [u for _, dialogue in data for u in dialogue]
+    alone = {(tuple(u.tokens.tolist()), u.label) for u in utts}
+    got = {(tuple(w.tokens.tolist()), w.labels[0]) for w in extra}
+    assert alone <= got

@@ -286,6 +286,42 @@ def test_emotion_shift_is_relative_to_speaker():
     assert abs(render(loud, "sad")[0] - render(soft, "neu")[0]) < 4
 
 
+def test_subdued_turns_keep_their_label_but_lose_their_prosody():
+    plain = synth.plan_iemocap(n_dialogues=10, seed=3)[1]
+    flat = synth.plan_iemocap(n_dialogues=10, seed=3, subdued_share=0.4)[1]
+    pairs = [
+        (a, b)
+        for da, db in zip(plain, flat)
+        for a, b in zip(da.utterances, db.utterances)
+    ]
+    share = np.mean([b.subdued for _, b in pairs])
+    assert 0.25 < share < 0.55
+    assert not any(a.subdued for a, _ in pairs)
+    # Everything but the prosody of the subdued turns stays as it was.
+    for a, b in pairs:
+        assert (a.utt_id, a.label, a.text) == (b.utt_id, b.label, b.text)
+        if not b.subdued:
+            assert a.prosody == b.prosody
+    # A subdued angry turn is much closer to neutral loudness.
+    shifted = [
+        (a.prosody["level_db"], b.prosody["level_db"])
+        for a, b in pairs
+        if b.subdued and a.emotion == "ang"
+    ]
+    assert shifted
+    drop = np.mean([x - y for x, y in shifted])
+    assert drop > 0.6 * synth.EMOTION_PROSODY["ang"].gain_db
+
+
+def test_subdued_share_zero_keeps_old_corpora_valid():
+    base = {"seed": 1, "n_dialogues": 4}
+    assert synth._subdued_param(0.0) == {}
+    assert synth._subdued_param(0.3) == {"subdued_share": 0.3}
+    a = synth.plan_iemocap(**base)[1]
+    b = synth.plan_iemocap(subdued_share=0.0, **base)[1]
+    assert a == b
+
+
 def test_speaker_baselines_differ(iemocap):
     meta = json.loads((iemocap / synth.META_FILE).read_text())
     speakers = [synth.SpeakerVoice(**s) for s in meta["speakers"].values()]
