@@ -238,6 +238,9 @@ COMPARISONS = [
     ("sweeps_g/one_pass_8192", "plain/one_pass"),
 ]
 LONG_MIN_TURNS = 100
+#: Test subsets: long / ordinary dialogues; subdued / clear turns (of all
+#: dialogues) where the corpus has subdued turns.
+PARTS = ("long", "ordinary", "subdued", "clear")
 POSITION_EDGES = (0, 10, 25, 50, 75, 100)
 BLOCK = 20  # turns per bootstrap block (emotions persist across turns)
 
@@ -375,14 +378,31 @@ def load_rows(args, run, seed, row):
         return [json.loads(line) for line in f]
 
 
-def subsets(rows):
-    """Rows of the long and of the ordinary dialogues."""
+def subsets(rows, subdued=frozenset()):
+    """Rows of the long and of the ordinary dialogues; with ``subdued``
+    (utterance ids), also the subdued and the clear turns of all of them."""
     length = {}
     for r in rows:
         length[r["dialogue_id"]] = length.get(r["dialogue_id"], 0) + 1
     long_ = [r for r in rows if length[r["dialogue_id"]] >= LONG_MIN_TURNS]
     short = [r for r in rows if length[r["dialogue_id"]] < LONG_MIN_TURNS]
-    return {"long": long_, "ordinary": short}
+    parts = {"long": long_, "ordinary": short}
+    if subdued:
+        parts["subdued"] = [r for r in rows if r["utt_id"] in subdued]
+        parts["clear"] = [r for r in rows if r["utt_id"] not in subdued]
+    return parts
+
+
+def subdued_turns(data_folder):
+    """Ids of the turns the generator delivered subdued (none if unknown)."""
+    from speechbrain_dpm.synth import META_FILE
+
+    path = Path(data_folder) / META_FILE
+    if not path.exists():
+        return frozenset()
+    with open(path) as f:
+        utts = json.load(f)["utterances"]
+    return frozenset(k for k, u in utts.items() if u.get("subdued"))
 
 
 def ua(y_true, y_pred, n_classes):
@@ -452,17 +472,18 @@ def summarize(args):
     emotions = ["neu", "hap", "sad", "ang"]
     n_classes = len(emotions)
     table, preds = {}, {}
+    subdued = subdued_turns(args.data_folder)
     for run, (_, _, rows) in RUNS.items():
         for row in rows:
             key = f"{run}/{row}"
             for seed in args.seeds:
                 found = load_rows(args, run, seed, row)
                 if found is not None:
-                    preds.setdefault(key, {})[seed] = subsets(found)
+                    preds.setdefault(key, {})[seed] = subsets(found, subdued)
     buckets = (1, 2, 4, 8, 16, 32, 64, 128, 256)
     for key, by_seed in preds.items():
         entry = {"seeds": sorted(by_seed)}
-        for part in ("long", "ordinary"):
+        for part in PARTS:
             per_seed = []
             for _, parts in sorted(by_seed.items()):
                 rows = parts[part]
@@ -499,7 +520,7 @@ def summarize(args):
         if a not in preds or b not in preds:
             continue
         seeds = sorted(set(preds[a]) & set(preds[b]))
-        for part in ("long", "ordinary"):
+        for part in PARTS:
             pairs = []
             for seed in seeds:
                 ra, rb = preds[a][seed][part], preds[b][seed][part]
@@ -530,9 +551,12 @@ def render_markdown(summary):
         "**SYNTHETIC corpus** (espeak-ng speech; no estimate on real speech).",
         "",
     ]
-    for part in ("long", "ordinary"):
+    for part in PARTS:
+        if not any(part in entry for entry in summary["table"].values()):
+            continue
+        what = "dialogues" if part in ("long", "ordinary") else "turns"
         lines += [
-            f"### {part} test dialogues",
+            f"### {part} test {what}",
             "",
             "| run / strategy | seeds | WA | UA | WF1 | macro-F1 "
             "| transfer ratio | drift/write | flips r→w / w→r |",

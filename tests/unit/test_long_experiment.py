@@ -44,6 +44,25 @@ def test_subsets_split_long_from_ordinary(exp):
     assert {r["dialogue_id"] for r in parts["ordinary"]} == {"S"}
 
 
+def test_subsets_split_subdued_turns_when_the_corpus_has_them(exp, tmp_path):
+    short = rows("S", [1] * 10, [1] * 10)
+    assert "subdued" not in exp.subsets(short)
+    meta = {
+        "utterances": {
+            "S_1": {"subdued": True},
+            "S_2": {"subdued": False},
+            "S_3": {},
+        }
+    }
+    (tmp_path / "SYNTHETIC_meta.json").write_text(json.dumps(meta))
+    flagged = exp.subdued_turns(tmp_path)
+    assert flagged == {"S_1"}
+    assert exp.subdued_turns(tmp_path / "absent") == frozenset()
+    parts = exp.subsets(short, flagged)
+    assert [r["utt_id"] for r in parts["subdued"]] == ["S_1"]
+    assert len(parts["clear"]) == 9
+
+
 def test_ua_is_mean_recall_over_present_classes(exp):
     # class 0: 1/2 right, class 1: 2/2 right, class 2 absent -> 75
     assert exp.ua([0, 0, 1, 1], [0, 1, 1, 1], 3) == pytest.approx(75.0)
