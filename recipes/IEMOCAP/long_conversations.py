@@ -238,9 +238,16 @@ COMPARISONS = [
     ("sweeps_g/one_pass_8192", "plain/one_pass"),
 ]
 LONG_MIN_TURNS = 100
-#: Test subsets: long / ordinary dialogues; subdued / clear turns (of all
-#: dialogues) where the corpus has subdued turns.
-PARTS = ("long", "ordinary", "subdued", "clear")
+#: Test subsets: all turns; long / ordinary dialogues; subdued / clear
+#: turns (of all dialogues) where the corpus has subdued turns.
+PARTS = ("all", "long", "ordinary", "subdued", "clear")
+PART_TITLES = {
+    "all": "whole test split",
+    "long": "long test dialogues",
+    "ordinary": "ordinary test dialogues",
+    "subdued": "subdued test turns (all dialogues)",
+    "clear": "clear test turns (all dialogues)",
+}
 POSITION_EDGES = (0, 10, 25, 50, 75, 100)
 BLOCK = 20  # turns per bootstrap block (emotions persist across turns)
 
@@ -379,14 +386,15 @@ def load_rows(args, run, seed, row):
 
 
 def subsets(rows, subdued=frozenset()):
-    """Rows of the long and of the ordinary dialogues; with ``subdued``
-    (utterance ids), also the subdued and the clear turns of all of them."""
+    """Rows of the whole split, of the long and of the ordinary dialogues;
+    with ``subdued`` (utterance ids), also the subdued and the clear turns
+    of all of them."""
     length = {}
     for r in rows:
         length[r["dialogue_id"]] = length.get(r["dialogue_id"], 0) + 1
     long_ = [r for r in rows if length[r["dialogue_id"]] >= LONG_MIN_TURNS]
     short = [r for r in rows if length[r["dialogue_id"]] < LONG_MIN_TURNS]
-    parts = {"long": long_, "ordinary": short}
+    parts = {"all": list(rows), "long": long_, "ordinary": short}
     if subdued:
         parts["subdued"] = [r for r in rows if r["utt_id"] in subdued]
         parts["clear"] = [r for r in rows if r["utt_id"] not in subdued]
@@ -554,9 +562,8 @@ def render_markdown(summary):
     for part in PARTS:
         if not any(part in entry for entry in summary["table"].values()):
             continue
-        what = "dialogues" if part in ("long", "ordinary") else "turns"
         lines += [
-            f"### {part} test {what}",
+            f"### {PART_TITLES[part]}",
             "",
             "| run / strategy | seeds | WA | UA | WF1 | macro-F1 "
             "| transfer ratio | drift/write | flips r→w / w→r |",
