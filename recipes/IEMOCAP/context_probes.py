@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Why does conversation context not help on the generated corpus?
 
-Two cheap probes over the outputs of ``long_conversations.py`` (no
+Three cheap probes over the outputs of ``long_conversations.py`` (no
 training of the SLLM, seconds on a CPU):
 
 1. **Late fusion of a run's own predictions.** Each turn's log-probabilities
@@ -15,12 +15,18 @@ training of the SLLM, seconds on a CPU):
    speaker's *earlier* turns in the dialogue (causal: what a streaming
    model could do), or minus the mean of *all* the speaker's turns in the
    dialogue (non-causal: it needs the future).
+3. **Carry-over rule.** A turn read as neutral takes the class that the
+   same speaker's previous turn was read as (the run's own reads). On a
+   corpus with subdued turns (flat-sounding, labelled with the speaker's
+   persisting emotion) this is the simplest use of context a model could
+   learn; the table splits subdued from clear turns.
 
 The corpus is synthetic; so are the results.
 
 Usage (from the repository root, after the experiment)::
 
-    python recipes/IEMOCAP/context_probes.py --output_folder results/long_exp
+    python recipes/IEMOCAP/context_probes.py --output_folder results/long_exp \
+        --data_folder data/long_iemocap
 
 Authors
  * speechbrain_dpm developers 2026
@@ -37,7 +43,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from long_conversations import LONG_MIN_TURNS, ua  # noqa: E402
+from long_conversations import (  # noqa: E402
+    LONG_MIN_TURNS,
+    subdued_turns,
+    ua,
+)
 
 EMOTIONS = ["neu", "hap", "sad", "ang"]
 
@@ -84,6 +94,78 @@ def fuse(rows, weight, decay=0.5):
             logp if past is None else decay * past + (1 - decay) * logp
         )
     return out
+
+
+def carry_over(rows, neutral=0):
+    """Predictions after the carry-over rule: a turn read as neutral takes
+    the class the same speaker's previous turn was read as.
+
+    A subdued turn (``synth``'s ``subdued_share``) sounds neutral while its
+    label is the speaker's persisting emotion; this rule is what a model
+    that uses its context for such turns would at least have to learn.
+    Only the run's own reads are used, never gold labels.
+
+    Arguments
+    ---------
+    rows : list of dict
+        One run's predictions (``probs``), in dialogue order.
+    neutral : int
+        Index of the neutral class.
+
+    Returns
+    -------
+    list of int
+        Predictions after the rule.
+
+    Example
+    -------
+    >>> rows = [
+    ...     {"dialogue_id": "d", "utt_id": "d_F000", "probs": [0.2, 0.8]},
+    ...     {"dialogue_id": "d", "utt_id": "d_M000", "probs": [0.9, 0.1]},
+    ...     {"dialogue_id": "d", "utt_id": "d_F001", "probs": [0.7, 0.3]},
+    ... ]
+    >>> carry_over(rows)
+    [1, 0, 1]
+    """
+    last, out = {}, []
+    for row in rows:
+        key = (row["dialogue_id"], speaker_of(row["utt_id"]))
+        read = int(np.argmax(row["probs"]))
+        out.append(last[key] if read == neutral and key in last else read)
+        last[key] = read
+    return out
+
+
+def carry_over_table(out, runs, seeds, subdued):
+    """UA before → after :func:`carry_over`, whole test split and its
+    subdued / clear turns, mean over seeds."""
+    table = {}
+    for run_row in runs:
+        run, row = run_row.split("/")
+        scores = {}
+        for seed in seeds:
+            path = out / run / str(seed) / "results"
+            path = path / f"test_predictions_{row}.jsonl"
+            if not path.exists():
+                continue
+            with open(path) as f:
+                rows = [json.loads(line) for line in f]
+            rows.sort(key=lambda r: (r["dialogue_id"], r["position"]))
+            y = np.array([r["label"] for r in rows])
+            read = np.array([int(np.argmax(r["probs"])) for r in rows])
+            carried = np.array(carry_over(rows))
+            flat = np.array([r["utt_id"] in subdued for r in rows])
+            parts = {"all": np.ones_like(flat)}
+            if flat.any():
+                parts.update(subdued=flat, clear=~flat)
+            for part, mask in parts.items():
+                for name, pred in (("read", read), ("carried", carried)):
+                    scores.setdefault((part, name), []).append(
+                        ua(y[mask], pred[mask], len(EMOTIONS))
+                    )
+        if scores:
+            table[run_row] = {k: float(np.mean(v)) for k, v in scores.items()}
+    return table
 
 
 def is_long(rows):
@@ -187,6 +269,11 @@ def main(argv=None):
     """Prints both tables (Markdown)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--output_folder", default="results/long_iemocap")
+    p.add_argument(
+        "--data_folder",
+        default="data/long_iemocap",
+        help="the corpus (its SYNTHETIC_meta.json flags subdued turns)",
+    )
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument(
         "--runs",
@@ -204,13 +291,32 @@ def main(argv=None):
         print(
             f"| {key} | " + " | ".join(f"{row[w]:.1f}" for w in weights) + " |"
         )
+    subdued = subdued_turns(args.data_folder)
+    carried = carry_over_table(out, args.runs, args.seeds, subdued)
+    print("\nCarry-over rule (neutral read -> speaker's previous read), UA")
+    parts = [
+        p
+        for p in ("all", "subdued", "clear")
+        if any((p, "read") in r for r in carried.values())
+    ]
+    print(
+        "| run/row | "
+        + " | ".join(f"{p}: read → carried" for p in parts)
+        + " |"
+    )
+    print("|---" * (len(parts) + 1) + "|")
+    for key, row in carried.items():
+        cells = [
+            f"{row[(p, 'read')]:.1f} → {row[(p, 'carried')]:.1f}" for p in parts
+        ]
+        print(f"| {key} | " + " | ".join(cells) + " |")
     seed = args.seeds[0]
     probe = probe_table(out / "plain" / str(seed) / "save")
     print("\nLinear probe on pooled continuous features, UA")
     print("| features | long | ordinary |\n|---|---|---|")
     for mode, row in probe.items():
         print(f"| {mode} | {row['long']:.1f} | {row['ordinary']:.1f} |")
-    return {"fusion": fusion, "probe": probe}
+    return {"fusion": fusion, "carry_over": carried, "probe": probe}
 
 
 if __name__ == "__main__":

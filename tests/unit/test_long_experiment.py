@@ -141,3 +141,16 @@ def test_speaker_normalisation_modes(probes):
     assert np.allclose(x, [[0, 0], b - a, [0, 0]])
     x, _ = probes.normalised(rows, "dialogue")  # all the speaker's turns
     assert np.allclose(x, [a - (a + b) / 2, b - (a + b) / 2, [0, 0]])
+
+
+def test_carry_over_rule_reads_only_the_same_speakers_own_reads(probes):
+    def row(utt, probs):
+        return {"dialogue_id": "d", "utt_id": f"d_{utt}", "probs": probs}
+
+    rows = [row("F000", [0.1, 0.1, 0.8]), row("M000", [0.1, 0.9, 0.0])]
+    rows += [row("F001", [0.9, 0.1, 0.0]), row("F002", [0.9, 0.1, 0.0])]
+    # F001 reads neutral and takes F000's read (2), not M000's (1); F002
+    # takes F001's own read (neutral), not the carried value.
+    assert probes.carry_over(rows) == [2, 1, 2, 0]
+    assert probes.carry_over(rows[1:2]) == [1]
+    assert probes.carry_over([row("F000", [0.9, 0.1])]) == [0]
