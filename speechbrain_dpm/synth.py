@@ -12,10 +12,14 @@ while the speaker's earlier turns disambiguate it: exactly what a
 conversation-level memory can exploit. Emotions persist across a speaker's
 turns through a per-speaker Markov chain (``stickiness``). Texts are
 emotion-neutral by default, so the words do not give the label away.
+With ``subdued_share`` > 0, that share of turns is delivered close to the
+speaker's neutral baseline while keeping its label: such a turn can only be
+read from the conversation around it (measured in the IEMOCAP recipe's
+``RESULTS.md``).
 
 Every corpus carries a ``SYNTHETIC.txt`` at its root (generator, parameters,
 seed) and a ``SYNTHETIC_meta.json`` (speakers' baselines and the plan of every
-utterance: true emotion, prosody). Generation is deterministic: the same
+utterance: true emotion, prosody, whether it is subdued). Generation is deterministic: the same
 parameters and seed give byte-identical files, whatever ``n_jobs``.
 
 IEMOCAP layout (``IEMOCAP_full_release``)::
