@@ -177,6 +177,13 @@ RUNS = {
         {"audio_loss_weight": 0.0, "emotion_loss_weight": 1.0},
         {k: PLAIN_ROWS[k] for k in ("utterance", "one_pass", "sliding")},
     ),
+    # The SLLM without the memory (``context.yaml``), read with and
+    # without context: the cheaper run for larger corpora.
+    "context": (
+        "context.yaml",
+        {},
+        {k: PLAIN_ROWS[k] for k in ("utterance", "one_pass", "sliding")},
+    ),
     # The SLLM also trained on each utterance alone (the classifier's
     # windows) next to the dialogue windows.
     "mixed": (
@@ -209,6 +216,9 @@ COMPARISONS = [
     ("plain/sliding", "plain/utterance"),
     ("ctx_emotion/sliding", "classifier/utterance"),
     ("plain/one_pass", "classifier/utterance"),
+    ("context/one_pass", "classifier/utterance"),
+    ("context/sliding", "classifier/utterance"),
+    ("context/sliding", "context/utterance"),
     ("mixed/sliding", "classifier/utterance"),
     ("mixed/one_pass", "classifier/utterance"),
     ("mixed/sliding", "mixed/utterance"),
