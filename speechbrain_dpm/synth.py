@@ -19,8 +19,9 @@ read from the conversation around it (measured in the IEMOCAP recipe's
 
 Every corpus carries a ``SYNTHETIC.txt`` at its root (generator, parameters,
 seed) and a ``SYNTHETIC_meta.json`` (speakers' baselines and the plan of every
-utterance: true emotion, prosody, whether it is subdued). Generation is deterministic: the same
-parameters and seed give byte-identical files, whatever ``n_jobs``.
+utterance: true emotion, prosody, whether it is subdued). Generation is
+deterministic: the same parameters and seed give byte-identical files,
+whatever ``n_jobs``.
 
 IEMOCAP layout (``IEMOCAP_full_release``)::
 
