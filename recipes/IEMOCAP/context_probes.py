@@ -311,7 +311,12 @@ def main(argv=None):
         ]
         print(f"| {key} | " + " | ".join(cells) + " |")
     seed = args.seeds[0]
-    probe = probe_table(out / "plain" / str(seed) / "save")
+    # Any run of the seed holds the split's units manifests.
+    saves = sorted(out.glob(f"*/{seed}/save/train_units.json"))
+    if not saves:
+        print(f"\nNo save/train_units.json under {out}/*/{seed}: no probe")
+        return {"fusion": fusion, "carry_over": carried, "probe": None}
+    probe = probe_table(saves[0].parent)
     print("\nLinear probe on pooled continuous features, UA")
     print("| features | long | ordinary |\n|---|---|---|")
     for mode, row in probe.items():

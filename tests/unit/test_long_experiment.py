@@ -154,3 +154,11 @@ def test_carry_over_rule_reads_only_the_same_speakers_own_reads(probes):
     assert probes.carry_over(rows) == [2, 1, 2, 0]
     assert probes.carry_over(rows[1:2]) == [1]
     assert probes.carry_over([row("F000", [0.9, 0.1])]) == [0]
+
+
+def test_probes_without_any_run_say_so(probes, tmp_path, capsys):
+    out = probes.main(
+        ["--output_folder", str(tmp_path), "--data_folder", str(tmp_path)]
+    )
+    assert out == {"fusion": {}, "carry_over": {}, "probe": None}
+    assert "no probe" in capsys.readouterr().out
