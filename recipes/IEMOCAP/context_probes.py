@@ -136,6 +136,17 @@ def carry_over(rows, neutral=0):
     return out
 
 
+def dialogue_order(run_dir, row):
+    """A run's test predictions of one row, in dialogue order (``None`` if
+    that row was not run)."""
+    path = Path(run_dir) / "results" / f"test_predictions_{row}.jsonl"
+    if not path.exists():
+        return None
+    with open(path) as f:
+        rows = [json.loads(line) for line in f]
+    return sorted(rows, key=lambda r: (r["dialogue_id"], r["position"]))
+
+
 def carry_over_table(out, runs, seeds, subdued):
     """UA before → after :func:`carry_over`, whole test split and its
     subdued / clear turns, mean over seeds."""
@@ -144,13 +155,9 @@ def carry_over_table(out, runs, seeds, subdued):
         run, row = run_row.split("/")
         scores = {}
         for seed in seeds:
-            path = out / run / str(seed) / "results"
-            path = path / f"test_predictions_{row}.jsonl"
-            if not path.exists():
+            rows = dialogue_order(out / run / str(seed), row)
+            if rows is None:
                 continue
-            with open(path) as f:
-                rows = [json.loads(line) for line in f]
-            rows.sort(key=lambda r: (r["dialogue_id"], r["position"]))
             y = np.array([r["label"] for r in rows])
             read = np.array([int(np.argmax(r["probs"])) for r in rows])
             carried = np.array(carry_over(rows))
@@ -183,13 +190,9 @@ def fusion_table(out, runs, seeds, weights):
         run, row = run_row.split("/")
         scores = {w: [] for w in weights}
         for seed in seeds:
-            path = out / run / str(seed) / "results"
-            path = path / f"test_predictions_{row}.jsonl"
-            if not path.exists():
+            rows = dialogue_order(out / run / str(seed), row)
+            if rows is None:
                 continue
-            with open(path) as f:
-                rows = [json.loads(line) for line in f]
-            rows.sort(key=lambda r: (r["dialogue_id"], r["position"]))
             long_ = [r for r, keep in zip(rows, is_long(rows)) if keep]
             labels = [r["label"] for r in long_]
             for w in weights:
