@@ -1008,13 +1008,8 @@ def plan_meld(
     csv_labels : bool
         Take labels from the CSV's ``Emotion`` column where it maps.
     subdued_share : float
-        Share of turns delivered *subdued*: with only ``SUBDUED_INTENSITY``
-        of their emotion's prosody shift, close to the speaker's neutral
-        baseline, while the label keeps the (persisting) emotion, as when
-        annotators label a flat-sounding turn from the scene around it.
-        Alone such a turn is ambiguous; the conversation disambiguates it.
-        Drawn from a random stream of its own, so 0 gives the same corpus
-        as before this option existed.
+        Share of flat-sounding turns that keep their label (see
+        :func:`plan_iemocap`).
 
     Returns
     -------
@@ -1575,13 +1570,8 @@ def generate_iemocap(
     csv_labels : bool
         Take labels from the CSV's ``Emotion`` column where it maps.
     subdued_share : float
-        Share of turns delivered *subdued*: with only ``SUBDUED_INTENSITY``
-        of their emotion's prosody shift, close to the speaker's neutral
-        baseline, while the label keeps the (persisting) emotion, as when
-        annotators label a flat-sounding turn from the scene around it.
-        Alone such a turn is ambiguous; the conversation disambiguates it.
-        Drawn from a random stream of its own, so 0 gives the same corpus
-        as before this option existed.
+        Share of flat-sounding turns that keep their label (see
+        :func:`plan_iemocap`).
     overwrite : bool
         Replace a synthetic corpus generated with other parameters.
 
@@ -1766,13 +1756,8 @@ def generate_meld(
     csv_labels : bool
         Take labels from the CSV's ``Emotion`` column where it maps.
     subdued_share : float
-        Share of turns delivered *subdued*: with only ``SUBDUED_INTENSITY``
-        of their emotion's prosody shift, close to the speaker's neutral
-        baseline, while the label keeps the (persisting) emotion, as when
-        annotators label a flat-sounding turn from the scene around it.
-        Alone such a turn is ambiguous; the conversation disambiguates it.
-        Drawn from a random stream of its own, so 0 gives the same corpus
-        as before this option existed.
+        Share of flat-sounding turns that keep their label (see
+        :func:`plan_iemocap`).
     video : bool
         Add a tiny black video track (H.264) to each mp4.
     overwrite : bool
