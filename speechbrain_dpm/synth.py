@@ -1093,7 +1093,7 @@ def plan_meld(
             texts = [t["text"] for t in csv_turns]
         else:
             texts = _choose_texts(n, emotions, drng, pool, laden_share)
-        subdued = _subdued_flags(seed, d, n, subdued_share)
+        subdued = _subdued_flags(seed, i, n, subdued_share)
         utts = []
         for j in range(n):
             spk = cast[who[j]]

@@ -485,3 +485,21 @@ def test_plan_from_dialogue_csv(tmp_path):
     )
     assert len(long_plan[1].utterances) == 7
     assert long_plan[1].group == "test"
+
+
+def test_meld_subdued_turns_differ_between_splits_and_keep_labels():
+    plain = synth.plan_meld((4, 2, 2), seed=5)[1]
+    flat = synth.plan_meld((4, 2, 2), seed=5, subdued_share=0.4)[1]
+    for a, b in zip(plain, flat):
+        assert [u.label for u in a.utterances] == [
+            u.label for u in b.utterances
+        ]
+    # Dialogue ids restart in every split; the subdued turns must not.
+    by_split = {}
+    for d in flat:
+        if d.dialogue_id == "dia0":
+            by_split[d.group] = [u.subdued for u in d.utterances]
+    assert len(by_split) == 3
+    shortest = min(len(v) for v in by_split.values())
+    assert len({tuple(v[:shortest]) for v in by_split.values()}) > 1
+    assert any(u.subdued for d in flat for u in d.utterances)
