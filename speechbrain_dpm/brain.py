@@ -146,13 +146,10 @@ class WindowDataset(torch.utils.data.Dataset):
     def __init__(self, dialogues, n_ctx, utterance_windows=False):
         self.windows = []
         for _, utts in dialogues:
-            alone = [pack_dialogue([u], len(u))[0] for u in utts]
-            if n_ctx <= 0:
-                self.windows += alone
-            else:
+            if n_ctx > 0:
                 self.windows += pack_dialogue(utts, n_ctx)
-                if utterance_windows:
-                    self.windows += alone
+            if n_ctx <= 0 or utterance_windows:
+                self.windows += [pack_dialogue([u], len(u))[0] for u in utts]
 
     def __len__(self):
         return len(self.windows)
