@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from long_conversations import (  # noqa: E402
     LONG_MIN_TURNS,
     subdued_turns,
+    subsets,
     ua,
 )
 
@@ -158,17 +159,17 @@ def carry_over_table(out, runs, seeds, subdued):
             rows = dialogue_order(out / run / str(seed), row)
             if rows is None:
                 continue
-            y = np.array([r["label"] for r in rows])
-            read = np.array([int(np.argmax(r["probs"])) for r in rows])
-            carried = np.array(carry_over(rows))
-            flat = np.array([r["utt_id"] in subdued for r in rows])
-            parts = {"all": np.ones_like(flat)}
-            if flat.any():
-                parts.update(subdued=flat, clear=~flat)
-            for part, mask in parts.items():
-                for name, pred in (("read", read), ("carried", carried)):
+            carried = dict(zip([r["utt_id"] for r in rows], carry_over(rows)))
+            # The experiment's own split into all / subdued / clear turns.
+            for part, part_rows in subsets(rows, subdued).items():
+                if part not in ("all", "subdued", "clear") or not part_rows:
+                    continue
+                y = [r["label"] for r in part_rows]
+                read = [int(np.argmax(r["probs"])) for r in part_rows]
+                after = [carried[r["utt_id"]] for r in part_rows]
+                for name, pred in (("read", read), ("carried", after)):
                     scores.setdefault((part, name), []).append(
-                        ua(y[mask], pred[mask], len(EMOTIONS))
+                        ua(y, pred, len(EMOTIONS))
                     )
         if scores:
             table[run_row] = {k: float(np.mean(v)) for k, v in scores.items()}
