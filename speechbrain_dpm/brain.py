@@ -39,6 +39,7 @@ from speechbrain_dpm.sequence import (
     group_dialogues,
     make_utterance,
     pack_dialogue,
+    speaker_slots,
 )
 
 logger = get_logger(__name__)
@@ -91,7 +92,11 @@ def load_dialogues(manifest, emotions, space, with_feats=True):
     dialogues = []
     for dia_id, turns in group_dialogues(manifest).items():
         utts = []
-        for utt_id, entry in turns:
+        slots = [None] * len(turns)
+        if space.n_speakers:
+            speakers = [entry.get("speaker", "") for _, entry in turns]
+            slots = speaker_slots(speakers, space.n_speakers)
+        for (utt_id, entry), slot in zip(turns, slots):
             if entry.get("emo") not in index:
                 raise ValueError(
                     f"utterance {utt_id}: label {entry.get('emo')!r} is not "
@@ -112,6 +117,7 @@ def load_dialogues(manifest, emotions, space, with_feats=True):
                     label=index[entry["emo"]],
                     utt_id=utt_id,
                     speaker=entry.get("speaker", ""),
+                    speaker_slot=slot,
                 )
             )
         dialogues.append((dia_id, utts))

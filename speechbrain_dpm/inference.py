@@ -65,6 +65,7 @@ KNOWN_SETTINGS = REQUIRED_SETTINGS + (
     "lora_alpha",
     "lora_dropout",
     "lora_targets",
+    "speaker_slots",
     "strategy",
     "strategy_opts",
     "sample_rate",
@@ -114,6 +115,7 @@ lora_rank: {lora_rank}
 lora_alpha: {lora_alpha}
 lora_dropout: {lora_dropout}
 lora_targets: {lora_targets}
+speaker_slots: {speaker_slots}  # speaker tokens (0: none)
 
 # Context strategy of classify_dialogue / stream / classify_long_audio
 strategy: {strategy}
@@ -138,6 +140,7 @@ sllm: !new:speechbrain_dpm.sllm.EmotionSLLM
     audio_input: !ref <audio_input>
     audio_head: !ref <audio_head>
     audio_loss_input: !ref <audio_loss_input>
+    speaker_slots: !ref <speaker_slots>
     lora_rank: !ref <lora_rank>
     lora_alpha: !ref <lora_alpha>
     lora_dropout: !ref <lora_dropout>
@@ -204,6 +207,7 @@ def _sllm_settings(sllm):
         "audio_head": sllm.audio_head,
         "audio_loss_input": sllm.audio_loss_input,
         "llm_layers": int(sllm.llm.config.num_hidden_layers),
+        "speaker_slots": sllm.space.n_speakers,
     }
     if sllm.feat_proj is not None:
         derived["feat_dim"] = int(sllm.feat_proj[0].normalized_shape[0])
@@ -853,7 +857,7 @@ class DPMEmotionRecognizer(Pretrained):
         return check_waveform(wav.detach().cpu(), name)
 
     @torch.no_grad()
-    def encode_utterances(self, wavs, speakers=None):
+    def encode_utterances(self, wavs, speakers=None, slots=None):
         """Waveforms to utterances of the SLLM's token space.
 
         Arguments
@@ -861,16 +865,25 @@ class DPMEmotionRecognizer(Pretrained):
         wavs : list of torch.Tensor
             Checked 1-D waveforms at 16 kHz.
         speakers : list of str, optional
-            Speaker of each waveform (kept on the utterances).
+            Speaker of each waveform (kept on the utterances, and the
+            source of their speaker tokens if the model has speaker slots).
+        slots : list of int, optional
+            Speaker slots, if already known (a stream assigns them over
+            the whole conversation).
 
         Returns
         -------
         list of speechbrain_dpm.sequence.Utterance
             Units (and continuous features) + ``<audio_end>`` each.
         """
-        from speechbrain_dpm.sequence import make_utterance
+        from speechbrain_dpm.sequence import make_utterance, speaker_slots
 
         sllm, codebook = self.mods.sllm, self.mods.codebook
+        if not sllm.space.n_speakers:
+            slots = [None] * len(wavs)
+        elif slots is None:
+            names = [str(s) for s in speakers] if speakers else [""] * len(wavs)
+            slots = speaker_slots(names, sllm.space.n_speakers)
         feats_list = self.mods.frame_encoder.encode_list(
             [w.to(self.device) for w in wavs]
         )
@@ -888,6 +901,7 @@ class DPMEmotionRecognizer(Pretrained):
                     sllm.space,
                     utt_id=str(i),
                     speaker=str(speaker),
+                    speaker_slot=slots[i],
                 )
             )
         return utts
@@ -1239,17 +1253,21 @@ class StreamSession:
         recognizer._check_free("stream")
         self.recognizer = recognizer
         self.n_pushed = 0
+        self.speakers = {}  # distinct speakers, in order of appearance
         self.closed = False
         recognizer._session = self
         recognizer.strategy.start()
 
-    def push(self, wav):
+    def push(self, wav, speaker=None):
         """Labels the next utterance of the conversation.
 
         Arguments
         ---------
         wav : str or torch.Tensor
             An audio file, or a 1-D 16 kHz mono waveform.
+        speaker : str, optional
+            Who speaks (any name, consistent within the conversation);
+            used by models with speaker slots.
 
         Returns
         -------
@@ -1259,14 +1277,25 @@ class StreamSession:
         if self.closed:
             raise RuntimeError("push() on a closed stream session")
         name = f"utterance {self.n_pushed}"
-        return self._push(self.recognizer._as_waveform(wav, name))
+        return self._push(self.recognizer._as_waveform(wav, name), speaker)
 
-    def _push(self, wav):
+    def _push(self, wav, speaker=None):
         """Labels a checked 1-D 16 kHz waveform."""
+        from speechbrain_dpm.sequence import speaker_slots
+
         if self.closed:
             raise RuntimeError("push() on a closed stream session")
         rec = self.recognizer
-        utt = rec.encode_utterances([wav])[0]
+        name = "" if speaker is None else str(speaker)
+        slots = None
+        n_slots = rec.mods.sllm.space.n_speakers
+        if n_slots:
+            # Slots by first appearance over the whole conversation; only
+            # the distinct speakers are kept, so the state stays bounded.
+            slots = speaker_slots([*self.speakers, name], n_slots)[-1:]
+        if name:
+            self.speakers.setdefault(name)
+        utt = rec.encode_utterances([wav], [name], slots)[0]
         try:
             logits = rec.strategy.push(utt)
         finally:

@@ -18,7 +18,7 @@ import torch
 
 
 class TokenSpace:
-    """Ids of the new tokens: K units, ``<audio_end>``, C emotions.
+    """Ids of the new tokens: K units, ``<audio_end>``, C emotions, S speakers.
 
     Arguments
     ---------
@@ -26,29 +26,84 @@ class TokenSpace:
         Size of the unit codebook (K).
     n_emotions : int
         Number of emotion classes (C).
+    n_speakers : int
+        Number of speaker slots (S, see ``speaker_slots``); 0: turns carry
+        no speaker token.
 
     Example
     -------
     >>> space = TokenSpace(512, 4)
     >>> space.audio_end, space.emotion(0), space.size
     (512, 513, 517)
+    >>> TokenSpace(512, 4, n_speakers=3).speaker(0)
+    517
     """
 
-    def __init__(self, n_units, n_emotions):
+    def __init__(self, n_units, n_emotions, n_speakers=0):
         self.n_units = n_units
         self.n_emotions = n_emotions
+        self.n_speakers = n_speakers
         self.audio_end = n_units
-        self.size = n_units + 1 + n_emotions
+        self.size = n_units + 1 + n_emotions + n_speakers
         self.audio_slice = slice(0, n_units + 1)
-        self.emotion_slice = slice(n_units + 1, self.size)
+        self.emotion_slice = slice(n_units + 1, n_units + 1 + n_emotions)
 
     def emotion(self, index):
         """Token id of emotion class ``index``."""
         return self.n_units + 1 + index
 
+    def speaker(self, slot):
+        """Token id of speaker slot ``slot``."""
+        if not 0 <= slot < self.n_speakers:
+            raise ValueError(
+                f"speaker slot {slot} out of range: the model has "
+                f"{self.n_speakers} speaker slots"
+            )
+        return self.n_units + 1 + self.n_emotions + slot
+
     def is_unit(self, tokens):
         """Boolean mask of the unit positions of a token tensor."""
         return tokens < self.n_units
+
+    def is_audio(self, tokens):
+        """Boolean mask of the audio-loss vocabulary: units, ``<audio_end>``."""
+        return tokens <= self.audio_end
+
+
+def speaker_slots(speakers, n_slots):
+    """Speaker slot of each turn: who speaks, relative to the dialogue.
+
+    The first speaker of a dialogue takes slot 0, the next new one slot 1,
+    and so on; the last slot is shared by any further speaker and by turns
+    whose speaker is unknown (empty). Slots are relative so that a model
+    never learns speaker identities, only "the same speaker as turn j".
+
+    Arguments
+    ---------
+    speakers : list of str
+        Speaker of each turn, in order ("" if unknown).
+    n_slots : int
+        Number of slots (at least 2).
+
+    Returns
+    -------
+    list of int
+        Slot of each turn.
+
+    Example
+    -------
+    >>> speaker_slots(["F", "M", "F", "", "X"], 3)
+    [0, 1, 0, 2, 2]
+    """
+    if n_slots < 2:
+        raise ValueError(f"n_slots must be at least 2, got {n_slots}")
+    order = {}
+    slots = []
+    for spk in speakers:
+        if spk and spk not in order:
+            order[spk] = min(len(order), n_slots - 1)
+        slots.append(order[spk] if spk else n_slots - 1)
+    return slots
 
 
 @dataclass
@@ -58,9 +113,11 @@ class Utterance:
     Arguments
     ---------
     tokens : torch.LongTensor
-        [n + 1] unit ids followed by ``<audio_end>``.
+        [n + 1] unit ids followed by ``<audio_end>`` (after the speaker
+        token, if the token space has speaker slots).
     feats : torch.Tensor, optional
-        [n + 1, D] continuous features (zeros at ``<audio_end>``).
+        Continuous features aligned with ``tokens`` (zeros at the
+        ``<audio_end>`` and speaker tokens).
     label : int
         Gold class index (-1 if unknown); never put into a window.
     utt_id : str
@@ -79,7 +136,9 @@ class Utterance:
         return self.tokens.shape[0]
 
 
-def make_utterance(units, feats, space, label=-1, utt_id="", speaker=""):
+def make_utterance(
+    units, feats, space, label=-1, utt_id="", speaker="", speaker_slot=None
+):
     """Appends ``<audio_end>`` to an utterance's units (and zero features).
 
     Arguments
@@ -96,6 +155,9 @@ def make_utterance(units, feats, space, label=-1, utt_id="", speaker=""):
         Utterance id.
     speaker : str
         Speaker id.
+    speaker_slot : int, optional
+        With a token space that has speaker slots: the turn's slot (see
+        ``speaker_slots``); its token is put before the units.
 
     Returns
     -------
@@ -107,11 +169,25 @@ def make_utterance(units, feats, space, label=-1, utt_id="", speaker=""):
     >>> utt = make_utterance(torch.tensor([3, 4]), None, TokenSpace(8, 4))
     >>> utt.tokens.tolist()
     [3, 4, 8]
+    >>> space = TokenSpace(8, 4, n_speakers=2)
+    >>> make_utterance(torch.tensor([3]), None, space, speaker_slot=1).tokens
+    tensor([14,  3,  8])
     """
+    if (speaker_slot is None) != (space.n_speakers == 0):
+        raise ValueError(
+            f"utterance {utt_id!r}: the token space has {space.n_speakers} "
+            f"speaker slots but speaker_slot is {speaker_slot}"
+        )
     units = units.long()
-    tokens = torch.cat([units, units.new_tensor([space.audio_end])])
+    parts = [units, units.new_tensor([space.audio_end])]
+    n_extra = 1
+    if speaker_slot is not None:
+        parts.insert(0, units.new_tensor([space.speaker(speaker_slot)]))
+        n_extra = 2
+    tokens = torch.cat(parts)
     if feats is not None:
-        feats = torch.cat([feats, feats.new_zeros(1, feats.shape[1])])
+        pad = feats.new_zeros(1, feats.shape[1])
+        feats = torch.cat([pad, feats, pad] if n_extra == 2 else [feats, pad])
     return Utterance(tokens, feats, label, utt_id, speaker)
 
 

@@ -265,6 +265,11 @@ class EmotionSLLM(nn.Module):
         Dropout of the fixed LoRA.
     lora_targets : str or list of str
         Linears that carry the fixed LoRA.
+    speaker_slots : int
+        Speaker tokens: each turn starts with a token naming its speaker
+        relative to the dialogue (first, second, ... speaker; see
+        ``speechbrain_dpm.sequence.speaker_slots``), so that the context
+        tells whose earlier turns are whose. 0: none (the paper's layout).
 
     Example
     -------
@@ -289,6 +294,7 @@ class EmotionSLLM(nn.Module):
         lora_dropout=0.05,
         lora_targets="all-linear",
         audio_loss_input="units",
+        speaker_slots=0,
     ):
         super().__init__()
         if audio_loss_input not in ("units", "units+continuous"):
@@ -305,7 +311,7 @@ class EmotionSLLM(nn.Module):
             raise ValueError(
                 f"audio_head must be 'units' or 'full', got {audio_head!r}"
             )
-        self.space = TokenSpace(n_units, n_emotions)
+        self.space = TokenSpace(n_units, n_emotions, speaker_slots)
         self.audio_input = audio_input
         self.audio_head = audio_head
         self.audio_loss_input = (
@@ -395,13 +401,19 @@ class EmotionSLLM(nn.Module):
         expected = set(self.trainable_state_dict())
         missing = sorted(expected - set(state))
         unknown = sorted(set(state) - expected)
-        if missing or unknown:
+        params = dict(self.named_parameters())
+        resized = sorted(
+            name
+            for name in set(state) & expected
+            if state[name].shape != params[name].shape
+        )
+        if missing or unknown or resized:
             raise RuntimeError(
                 f"{path}: does not match this model's trained tensors "
-                f"(missing {missing[:3]}, unexpected {unknown[:3]}); check "
-                "n_units, emotions, audio_input and the LoRA settings"
+                f"(missing {missing[:3]}, unexpected {unknown[:3]}, other "
+                f"shape {resized[:3]}); check n_units, emotions, "
+                "speaker_slots, audio_input and the LoRA settings"
             )
-        params = dict(self.named_parameters())
         with torch.no_grad():
             for name, tensor in state.items():
                 params[name].copy_(tensor)
@@ -613,7 +625,8 @@ class EmotionSLLM(nn.Module):
         torch.Tensor
             The cross-entropy (nats per target token).
         """
-        mask = target_mask[:, 1:]
+        # Speaker tokens are input only: never audio targets.
+        mask = target_mask[:, 1:] & self.space.is_audio(tokens[:, 1:])
         pred = hidden[:, :-1][mask]
         targets = tokens[:, 1:][mask]
         if targets.numel() == 0:

@@ -20,7 +20,12 @@ training) next to IEMOCAP-length ones, then pools the seeds:
   sentences, ``n_r`` 128 / 512 / 1024 with their sliding windows, memory
   lr, rank, writes without the context's gradient, one pass over the
   LLM's whole 8192-token window);
-* ``plain_bs1``: ``plain`` with one window per optimizer step.
+* ``plain_bs1``: ``plain`` with one window per optimizer step;
+* ``ctx_emotion``, ``context``, ``mixed``: the SLLM without the memory rows,
+  trained without the audio loss, as in ``context.yaml``, and also on each
+  utterance alone (``utterance_windows``); ``speakers`` and
+  ``speakers_mixed``: ``context`` and ``mixed`` with speaker tokens
+  (``speaker_slots: 3``).
 
 Every run shares one unit codebook and unit cache. The summary
 (``summary.json``, ``summary.md``, ``by_position.png``) gives, for the long
@@ -191,6 +196,19 @@ RUNS = {
         {"utterance_windows": True},
         {k: PLAIN_ROWS[k] for k in ("utterance", "one_pass", "sliding")},
     ),
+    # Speaker tokens (first / second / other speaker of the dialogue) on
+    # every turn, so that the context tells whose earlier turns are whose:
+    # emotions persist per speaker.
+    "speakers": (
+        "context.yaml",
+        {"speaker_slots": 3},
+        {k: PLAIN_ROWS[k] for k in ("utterance", "one_pass", "sliding")},
+    ),
+    "speakers_mixed": (
+        "dpm.yaml",
+        {"speaker_slots": 3, "utterance_windows": True},
+        {k: PLAIN_ROWS[k] for k in ("utterance", "one_pass", "sliding")},
+    ),
     # The plain recipe with one window per optimizer step: as many steps
     # per epoch as the classifier takes (its windows hold one utterance).
     "plain_bs1": ("dpm.yaml", {"batch_size": 1}, PLAIN_ROWS),
@@ -222,6 +240,14 @@ COMPARISONS = [
     ("mixed/sliding", "classifier/utterance"),
     ("mixed/one_pass", "classifier/utterance"),
     ("mixed/sliding", "mixed/utterance"),
+    ("speakers/sliding", "classifier/utterance"),
+    ("speakers/one_pass", "classifier/utterance"),
+    ("speakers/sliding", "speakers/utterance"),
+    ("speakers/sliding", "context/sliding"),
+    ("speakers_mixed/sliding", "classifier/utterance"),
+    ("speakers_mixed/one_pass", "classifier/utterance"),
+    ("speakers_mixed/sliding", "speakers_mixed/utterance"),
+    ("speakers_mixed/sliding", "mixed/sliding"),
     ("ctx_emotion/sliding", "ctx_emotion/utterance"),
     ("plain_bs1/sliding", "classifier/utterance"),
     ("plain_bs1/sliding", "plain_bs1/utterance"),

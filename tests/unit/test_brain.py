@@ -13,10 +13,16 @@ K, D = 16, 8
 EMOTIONS = ["neu", "hap", "sad", "ang"]
 
 
-def make_brain(save_dir, epochs, lora_dropout=0.1):
+def make_brain(save_dir, epochs, lora_dropout=0.1, speaker_slots=0):
     torch.manual_seed(0)
     sllm = EmotionSLLM(
-        tiny_llm(), K, 4, feat_dim=D, lora_rank=4, lora_dropout=lora_dropout
+        tiny_llm(),
+        K,
+        4,
+        feat_dim=D,
+        lora_rank=4,
+        lora_dropout=lora_dropout,
+        speaker_slots=speaker_slots,
     )
     counter = sb.utils.epoch_loop.EpochCounter(epochs)
     checkpointer = sb.utils.checkpoints.Checkpointer(
@@ -171,3 +177,26 @@ def test_utterance_windows_add_each_utterance_alone_to_training(tmp_path, data):
     alone = {(tuple(u.tokens.tolist()), u.label) for u in utts}
     got = {(tuple(w.tokens.tolist()), w.labels[0]) for w in extra}
     assert alone <= got
+
+
+def test_speaker_slots_from_the_manifest_train_and_evaluate(
+    tmp_path, fake_manifest
+):
+    import json
+
+    with open(fake_manifest(str(tmp_path / "units"))) as f:
+        manifest = json.load(f)
+    for entry in manifest.values():
+        entry["speaker"] = f"{entry['dialogue_id']}_{entry['turn_index'] % 2}"
+    brain, sllm = make_brain(str(tmp_path / "save"), 1, speaker_slots=3)
+    data = load_dialogues(manifest, EMOTIONS, sllm.space)
+    for _, utts in data:
+        firsts = [int(u.tokens[0]) for u in utts]
+        assert firsts == [sllm.space.speaker(i % 2) for i in range(len(utts))]
+    fit(brain, data)
+    for name, opts in {
+        "one_pass": {"max_tokens": 30},
+        "dpm": {"n_context": 12, "n_limit": 40, "lr": 1e-2, "rank": 2},
+    }.items():
+        rows = brain.label_dialogues(data, name, **opts)
+        assert len(rows) == sum(len(u) for _, u in data), name

@@ -95,7 +95,7 @@ def assets(tmp_path_factory):
     return {"whisper": whisper, "llm": llm_dir, "codebook": codebook_path}
 
 
-def make_sllm(llm_dir, seed=0):
+def make_sllm(llm_dir, seed=0, speaker_slots=0):
     """An EmotionSLLM whose trained tensors are all non-trivial."""
     from speechbrain_dpm.sllm import load_llm
 
@@ -107,6 +107,7 @@ def make_sllm(llm_dir, seed=0):
         lora_rank=4,
         lora_alpha=8,
         lora_dropout=0.0,
+        speaker_slots=speaker_slots,
     )
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -429,6 +430,38 @@ def test_stream_matches_dialogue_and_close_discards(model, dialogue):
     session.close()
     for p, q in zip(pushed, second):
         assert torch.allclose(p.probs, q.probs, atol=1e-6)
+
+
+def test_speaker_tokens_from_dialogue_and_stream(assets, tmp_path, dialogue):
+    sllm = make_sllm(assets["llm"], speaker_slots=3)
+    folder = export_model_folder(
+        str(tmp_path / "model"),
+        sllm,
+        assets["codebook"],
+        EMOTIONS,
+        settings_for(assets, strategy="sliding", strategy_opts={}),
+    )
+    text = open(os.path.join(folder, HPARAMS_FILE)).read()
+    assert "speaker_slots: 3" in text
+    model = DPMEmotionRecognizer.from_hparams(
+        source=folder, run_opts={"device": "cpu"}
+    )
+    speakers = ["Ana", "Bo", "Ana", "Bo"]
+    named = model.classify_dialogue(dialogue, speakers=speakers)
+    with model.stream() as session:
+        pushed = [session.push(w, s) for w, s in zip(dialogue, speakers)]
+    for p, r in zip(pushed, named):
+        assert torch.allclose(p.probs, r.probs, atol=1e-6)
+    # Slots are relative: other names in the same pattern, same result.
+    renamed = model.classify_dialogue(dialogue, speakers=["X", "Y", "X", "Y"])
+    for p, r in zip(renamed, named):
+        assert torch.allclose(p.probs, r.probs, atol=1e-6)
+    # Unknown speakers take the shared last slot: another read-out.
+    unknown = model.classify_dialogue(dialogue)
+    assert any(
+        not torch.allclose(p.probs, r.probs, atol=1e-4)
+        for p, r in zip(unknown, named)
+    )
 
 
 def test_stream_state_stays_bounded(model):

@@ -187,3 +187,80 @@ def test_both_outputs_in_one_call_match_separate_calls():
 def test_units_model_has_one_audio_input():
     sllm = EmotionSLLM(tiny_llm(), K, C, audio_input="units")
     assert sllm.audio_loss_input == "units" and sllm.audio_forward_is_read
+
+
+# ---------------------------------------------------------------------------
+# Speaker tokens
+# ---------------------------------------------------------------------------
+
+
+def speaker_dialogue(space, speakers, seed=0):
+    from speechbrain_dpm.sequence import speaker_slots
+
+    gen = torch.Generator().manual_seed(seed)
+    slots = speaker_slots(speakers, space.n_speakers)
+    return [
+        make_utterance(
+            torch.randint(0, K, (5,), generator=gen),
+            torch.randn(5, D, generator=gen),
+            space,
+            label=i % C,
+            speaker=spk,
+            speaker_slot=slot,
+        )
+        for i, (spk, slot) in enumerate(zip(speakers, slots))
+    ]
+
+
+def test_speaker_tokens_are_input_only():
+    sllm = make_sllm(speaker_slots=3)
+    utts = speaker_dialogue(sllm.space, ["F", "M", "F", "M"])
+    # Each turn is [speaker, 5 units, <audio_end>].
+    assert [len(u) for u in utts] == [7] * 4
+    assert utts[0].tokens[0] == sllm.space.speaker(0)
+    assert utts[1].tokens[0] == sllm.space.speaker(1)
+    assert (utts[0].feats[0] == 0).all()
+    batch = collate_windows(pack_dialogue(utts, 64))
+    hidden = sllm(batch["tokens"], batch["feats"], batch["lengths"])
+    # A speaker token as target would index past the unit head; counted
+    # targets are the 4 x 6 audio tokens (the first unit is predicted from
+    # the first speaker token).
+    nll = sllm.audio_loss(
+        hidden, batch["tokens"], batch["audio_targets"], reduction="sum"
+    )
+    mean = sllm.audio_loss(hidden, batch["tokens"], batch["audio_targets"])
+    assert torch.isclose(nll / mean, torch.tensor(4 * 6.0))
+    # The emotion read sees who speaks: another slot, another read-out.
+    swapped = speaker_dialogue(sllm.space, ["M", "F", "F", "M"])
+    other = collate_windows(pack_dialogue(swapped, 64))
+    assert other["tokens"][0, 7] == sllm.space.speaker(1)
+    hidden_other = sllm(other["tokens"], other["feats"], other["lengths"])
+    end = batch["emo_positions"][0, 2]
+    assert not torch.allclose(hidden[0, end], hidden_other[0, end])
+
+
+def test_speaker_slots_are_relative_to_the_dialogue():
+    space = TokenSpace(K, C, n_speakers=3)
+    a = speaker_dialogue(space, ["Ses01F", "Ses01M", "Ses01F"])
+    b = speaker_dialogue(space, ["Ses05M", "Ses05F", "Ses05M"])
+    for x, y in zip(a, b):
+        assert torch.equal(x.tokens, y.tokens)
+
+
+def test_speaker_slot_must_match_the_token_space():
+    with pytest.raises(ValueError, match="speaker slots"):
+        make_utterance(torch.tensor([1]), None, TokenSpace(K, C, 2))
+    with pytest.raises(ValueError, match="speaker slots"):
+        make_utterance(
+            torch.tensor([1]), None, TokenSpace(K, C), speaker_slot=0
+        )
+    with pytest.raises(ValueError, match="out of range"):
+        TokenSpace(K, C, 2).speaker(2)
+
+
+def test_speaker_model_checkpoint_needs_the_same_slots(tmp_path):
+    path = tmp_path / "sllm.ckpt"
+    make_sllm(speaker_slots=3).save(path)
+    with pytest.raises(RuntimeError, match="does not match"):
+        make_sllm().load(path)
+    make_sllm(speaker_slots=3).load(path)
