@@ -179,16 +179,14 @@ def make_utterance(
             f"speaker slots but speaker_slot is {speaker_slot}"
         )
     units = units.long()
-    parts = [units, units.new_tensor([space.audio_end])]
-    n_extra = 1
+    tokens = [units, units.new_tensor([space.audio_end])]
     if speaker_slot is not None:
-        parts.insert(0, units.new_tensor([space.speaker(speaker_slot)]))
-        n_extra = 2
-    tokens = torch.cat(parts)
+        tokens.insert(0, units.new_tensor([space.speaker(speaker_slot)]))
     if feats is not None:
+        # Zero features at every position that is not a unit.
         pad = feats.new_zeros(1, feats.shape[1])
-        feats = torch.cat([pad, feats, pad] if n_extra == 2 else [feats, pad])
-    return Utterance(tokens, feats, label, utt_id, speaker)
+        feats = torch.cat([pad] * (len(tokens) - 2) + [feats, pad])
+    return Utterance(torch.cat(tokens), feats, label, utt_id, speaker)
 
 
 @dataclass
