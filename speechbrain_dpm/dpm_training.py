@@ -357,7 +357,7 @@ def row_audio_loss(sllm, hidden, tokens, targets):
     torch.Tensor
         [B] losses (0 for a row without targets).
     """
-    mask = targets[:, 1:] & sllm.space.is_audio(tokens[:, 1:])
+    mask = sllm.predicted_targets(tokens, targets)
     batch = hidden.shape[0]
     counts = mask.sum(1)
     if not bool(counts.any()):

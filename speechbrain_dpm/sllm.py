@@ -602,6 +602,14 @@ class EmotionSLLM(nn.Module):
             norm = torch.logsumexp(logits, dim=-1)
         return logits.gather(-1, targets[:, None]).squeeze(-1) - norm
 
+    def predicted_targets(self, tokens, target_mask):
+        """Which positions t-1 predict an audio target at t: [B, T-1].
+
+        Speaker tokens are input only: never audio targets, whatever the
+        window's ``target_mask`` says.
+        """
+        return target_mask[:, 1:] & self.space.is_audio(tokens[:, 1:])
+
     def audio_loss(self, hidden, tokens, target_mask, reduction="mean"):
         """Next-token loss on the audio tokens selected by ``target_mask``.
 
@@ -625,8 +633,7 @@ class EmotionSLLM(nn.Module):
         torch.Tensor
             The cross-entropy (nats per target token).
         """
-        # Speaker tokens are input only: never audio targets.
-        mask = target_mask[:, 1:] & self.space.is_audio(tokens[:, 1:])
+        mask = self.predicted_targets(tokens, target_mask)
         pred = hidden[:, :-1][mask]
         targets = tokens[:, 1:][mask]
         if targets.numel() == 0:
