@@ -15,6 +15,7 @@ Authors
  * speechbrain_dpm developers 2026
 """
 
+import dataclasses
 import json
 import os
 
@@ -40,6 +41,7 @@ from speechbrain_dpm.sequence import (
     make_utterance,
     pack_dialogue,
     speaker_slots,
+    with_emotion,
 )
 
 logger = get_logger(__name__)
@@ -137,6 +139,14 @@ class WindowDataset(torch.utils.data.Dataset):
     utterance_windows : bool
         With ``n_ctx > 0``, also one window per utterance alone: the model
         learns to read an utterance with and without its context.
+    feedback_space : speechbrain_dpm.sequence.TokenSpace, optional
+        For a model with emotion feedback: each utterance is followed by
+        its gold emotion token (see ``sequence.with_emotion``).
+    feedback_noise : float
+        Share of the fed-back tokens replaced, each time a window is drawn,
+        by a uniformly random class: at evaluation the fed-back tokens are
+        the model's own, imperfect predictions, so it must not learn to
+        trust them blindly.
 
     Example
     -------
@@ -147,11 +157,34 @@ class WindowDataset(torch.utils.data.Dataset):
     2
     >>> len(WindowDataset([("d", [utt] * 4)], 6, utterance_windows=True))
     6
+    >>> data = WindowDataset([("d", [utt] * 2)], 8, feedback_space=space)
+    >>> data[0].tokens.tolist(), data[0].emo_positions
+    ([1, 2, 8, 9, 1, 2, 8, 9], [2, 6])
     """
 
-    def __init__(self, dialogues, n_ctx, utterance_windows=False):
+    def __init__(
+        self,
+        dialogues,
+        n_ctx,
+        utterance_windows=False,
+        feedback_space=None,
+        feedback_noise=0.0,
+    ):
+        if not 0.0 <= feedback_noise <= 1.0:
+            raise ValueError(
+                f"feedback_noise must be in [0, 1], got {feedback_noise}"
+            )
+        self.space = feedback_space
+        self.noise = feedback_noise
         self.windows = []
         for _, utts in dialogues:
+            if feedback_space is not None:
+                utts = [
+                    with_emotion(u, u.label, feedback_space)
+                    if u.label >= 0
+                    else u
+                    for u in utts
+                ]
             if n_ctx > 0:
                 self.windows += pack_dialogue(utts, n_ctx)
             if n_ctx <= 0 or utterance_windows:
@@ -161,7 +194,18 @@ class WindowDataset(torch.utils.data.Dataset):
         return len(self.windows)
 
     def __getitem__(self, index):
-        return self.windows[index]
+        window = self.windows[index]
+        if self.space is None or not self.noise:
+            return window
+        # Fresh corruption per draw (torch's RNG: checkpointed, so a
+        # resumed run draws the same windows).
+        tokens = window.tokens.clone()
+        first = self.space.emotion(0)
+        emo = (tokens >= first) & (tokens < first + self.space.n_emotions)
+        flip = emo & (torch.rand(tokens.shape) < self.noise)
+        random = torch.randint(self.space.n_emotions, tokens.shape)
+        tokens[flip] = first + random[flip]
+        return dataclasses.replace(window, tokens=tokens)
 
 
 class DPMBrain(sb.Brain):
@@ -258,7 +302,10 @@ class DPMBrain(sb.Brain):
             torch.distributed.all_gather_object(parts, (y_true, y_pred))
             y_true = [y for part in parts for y in part[0]]
             y_pred = [y for part in parts for y in part[1]]
-        if y_true:
+        if self.sllm.emotion_feedback and hasattr(self, "valid_dialogues"):
+            metrics = self.feedback_valid_metrics()
+            stats.update(UA=metrics["UA"], WA=metrics["WA"])
+        elif y_true:
             metrics = classification_metrics(
                 y_true, y_pred, list(self.hparams.emotions)
             )
@@ -284,8 +331,37 @@ class DPMBrain(sb.Brain):
         alone = stage == sb.Stage.TRAIN and getattr(
             self.hparams, "utterance_windows", False
         )
-        dataset = WindowDataset(dialogues, self.hparams.n_ctx, alone)
+        feedback = {}
+        if self.sllm.emotion_feedback:
+            feedback["feedback_space"] = self.sllm.space
+            if stage == sb.Stage.TRAIN:
+                feedback["feedback_noise"] = self.hparams.feedback_noise
+            else:
+                # These windows carry gold feedback: validation UA is read
+                # with the model's own predictions instead (on_stage_end).
+                self.valid_dialogues = dialogues
+        dataset = WindowDataset(
+            dialogues, self.hparams.n_ctx, alone, **feedback
+        )
         return self.make_dataloader(dataset, stage, **loader_kwargs)
+
+    def feedback_valid_metrics(self):
+        """Validation WA/UA of an emotion-feedback model, read turn by turn
+        with the sliding window and its own predictions fed back (the
+        packed validation windows carry gold emotion tokens)."""
+        opts = {
+            "n_context": getattr(self.hparams, "n_r", self.hparams.n_ctx // 2)
+        }
+        if getattr(self.hparams, "n_limit", None):
+            opts["n_limit"] = self.hparams.n_limit
+        rows = self.label_dialogues(
+            self.valid_dialogues, "sliding", progressbar=False, **opts
+        )
+        return classification_metrics(
+            [r["label"] for r in rows],
+            [r["pred"] for r in rows],
+            list(self.hparams.emotions),
+        )
 
     def label_dialogues(self, dialogues, strategy, progressbar=None, **opts):
         """Labels every utterance of every dialogue with a strategy.

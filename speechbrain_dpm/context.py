@@ -14,6 +14,11 @@ Strategies are streaming: ``start()``, then ``push(utt)`` per utterance in
 order (returns its emotion logits), then ``close()``. Only a bounded history
 is kept, so memory does not grow with the conversation.
 
+A model trained with emotion feedback (``EmotionSLLM.emotion_feedback``)
+sees each earlier turn followed by an emotion token: every strategy feeds
+back the model's *own* prediction for that turn (``feed_back``), never the
+gold label, so evaluation reads exactly what a deployed model would.
+
 Authors
  * speechbrain_dpm developers 2026
 """
@@ -22,7 +27,7 @@ import importlib
 
 import torch
 
-from speechbrain_dpm.sequence import context_window, pack_dialogue
+from speechbrain_dpm.sequence import context_window, pack_dialogue, with_emotion
 
 STRATEGIES = {}
 # Strategies registered by modules that are imported only when needed
@@ -126,6 +131,26 @@ class ContextStrategy:
     def close(self):
         """Ends the conversation and drops its state."""
 
+    def feed_back(self, utt, logits):
+        """``utt`` as later turns see it: followed by the token of its
+        predicted emotion if the model was trained with emotion feedback.
+
+        Arguments
+        ---------
+        utt : speechbrain_dpm.sequence.Utterance
+            The utterance just read.
+        logits : torch.Tensor
+            [C] its emotion logits (the model's own read-out).
+
+        Returns
+        -------
+        speechbrain_dpm.sequence.Utterance
+            ``utt`` itself, or a copy with the predicted emotion token.
+        """
+        if not getattr(self.sllm, "emotion_feedback", False):
+            return utt
+        return with_emotion(utt, int(logits.argmax()), self.sllm.space)
+
     def predict_dialogue(self, utts):
         """Emotion logits of every utterance of a conversation.
 
@@ -214,9 +239,10 @@ class SlidingWindow(ContextStrategy):
             total -= len(self.history.pop(0))
 
     def push(self, utt):
-        """Reads ``utt`` in its window, then remembers it."""
+        """Reads ``utt`` in its window, then remembers it (with its
+        predicted emotion under emotion feedback)."""
         logits = self.read(self.window(utt))
-        self.remember(utt)
+        self.remember(self.feed_back(utt, logits))
         return logits
 
     def close(self):
@@ -276,12 +302,16 @@ class OnePass(ContextStrategy):
 
     def push(self, utt):
         """Labels the next utterance (the same cut as ``pack_dialogue``)."""
-        if self._group and self._size + len(utt) > self.max_tokens:
+        # Under emotion feedback the utterance will take one more token,
+        # as it did in training's windows.
+        size = len(utt) + int(getattr(self.sllm, "emotion_feedback", False))
+        if self._group and self._size + size > self.max_tokens:
             self._group, self._size = [], 0
-        self._group.append(utt)
-        self._size += len(utt)
-        (window,) = pack_dialogue(self._group, self.max_tokens)
-        return self.read(window)
+        (window,) = pack_dialogue(self._group + [utt], self.max_tokens)
+        logits = self.read(window)
+        self._group.append(self.feed_back(utt, logits))
+        self._size += size
+        return logits
 
     def close(self):
         """Ends the conversation."""
@@ -289,7 +319,11 @@ class OnePass(ContextStrategy):
 
     @torch.no_grad()
     def predict_dialogue(self, utts):
-        """Emotion logits of every utterance, one forward per window."""
+        """Emotion logits of every utterance, one forward per window (per
+        utterance under emotion feedback: each read needs the predictions
+        of the turns before it)."""
+        if getattr(self.sllm, "emotion_feedback", False):
+            return super().predict_dialogue(utts)
         device = self.sllm.token_out.device
         logits = []
         for win in pack_dialogue(utts, self.max_tokens):

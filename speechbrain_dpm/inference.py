@@ -66,6 +66,7 @@ KNOWN_SETTINGS = REQUIRED_SETTINGS + (
     "lora_dropout",
     "lora_targets",
     "speaker_slots",
+    "emotion_feedback",
     "strategy",
     "strategy_opts",
     "sample_rate",
@@ -116,6 +117,7 @@ lora_alpha: {lora_alpha}
 lora_dropout: {lora_dropout}
 lora_targets: {lora_targets}
 speaker_slots: {speaker_slots}  # speaker tokens (0: none)
+emotion_feedback: {emotion_feedback}  # own predictions fed back as tokens
 
 # Context strategy of classify_dialogue / stream / classify_long_audio
 strategy: {strategy}
@@ -141,6 +143,7 @@ sllm: !new:speechbrain_dpm.sllm.EmotionSLLM
     audio_head: !ref <audio_head>
     audio_loss_input: !ref <audio_loss_input>
     speaker_slots: !ref <speaker_slots>
+    emotion_feedback: !ref <emotion_feedback>
     lora_rank: !ref <lora_rank>
     lora_alpha: !ref <lora_alpha>
     lora_dropout: !ref <lora_dropout>
@@ -208,6 +211,7 @@ def _sllm_settings(sllm):
         "audio_loss_input": sllm.audio_loss_input,
         "llm_layers": int(sllm.llm.config.num_hidden_layers),
         "speaker_slots": sllm.space.n_speakers,
+        "emotion_feedback": sllm.emotion_feedback,
     }
     if sllm.feat_proj is not None:
         derived["feat_dim"] = int(sllm.feat_proj[0].normalized_shape[0])

@@ -683,7 +683,9 @@ class DPMStrategy(SlidingWindow):
         else:
             logits = self._write_and_read(read_window, record)
         self.records.append(record)
-        self.remember(utt)
+        # Writes memorise what was heard (the pending audio); a fed-back
+        # emotion token joins the read windows' history only.
+        self.remember(self.feed_back(utt, logits))
         if self.every == 0:
             # Nothing will ever be written: keep no pending tokens.
             self._pending = []

@@ -2,8 +2,13 @@
 
 Every utterance becomes ``[u_1 … u_n, <audio_end>]``; the emotion of the
 utterance is read at its ``<audio_end>`` position. Gold emotion labels are
-kept *beside* the tokens (for the losses and the metrics) and never enter a
-window, so no evaluation can leak them into the model's input.
+kept *beside* the tokens (for the losses and the metrics).
+
+With *emotion feedback* (``with_emotion``) an utterance of the context is
+followed by an emotion token: the gold one (possibly corrupted) when
+training, the model's own prediction when evaluating (see
+``speechbrain_dpm.context``), so no evaluation can leak a gold label into
+the model's input.
 
 Authors
  * speechbrain_dpm developers 2026
@@ -124,6 +129,9 @@ class Utterance:
         Utterance id.
     speaker : str
         Speaker id.
+    tail : int
+        Tokens after ``<audio_end>`` (1 with a fed-back emotion token, see
+        ``with_emotion``); the read-out position is ``read_index``.
     """
 
     tokens: torch.Tensor
@@ -131,9 +139,62 @@ class Utterance:
     label: int = -1
     utt_id: str = ""
     speaker: str = ""
+    tail: int = 0
 
     def __len__(self):
         return self.tokens.shape[0]
+
+    @property
+    def read_index(self):
+        """Position of the utterance's ``<audio_end>`` (its read-out)."""
+        return len(self) - 1 - self.tail
+
+
+def with_emotion(utt, index, space):
+    """``utt`` followed by the token of emotion class ``index``.
+
+    This is emotion feedback: later turns see the emotion of this one as a
+    token. Training feeds the gold class (see ``WindowDataset``); the
+    context strategies feed the model's own prediction, never a gold label.
+    The emotion token is input only: it is never an audio target.
+
+    Arguments
+    ---------
+    utt : Utterance
+        An utterance without a fed-back token.
+    index : int
+        Emotion class index.
+    space : TokenSpace
+        The token space.
+
+    Returns
+    -------
+    Utterance
+        A new utterance; ``read_index`` still points at ``<audio_end>``.
+
+    Example
+    -------
+    >>> space = TokenSpace(8, 4)
+    >>> utt = make_utterance(torch.tensor([3]), None, space)
+    >>> utt = with_emotion(utt, 2, space)
+    >>> utt.tokens.tolist(), utt.read_index
+    ([3, 8, 11], 1)
+    """
+    if utt.tail:
+        raise ValueError(
+            f"utterance {utt.utt_id!r} already has an emotion token"
+        )
+    if not 0 <= index < space.n_emotions:
+        raise ValueError(
+            f"emotion index {index} out of range for {space.n_emotions} classes"
+        )
+    tokens = torch.cat(
+        [utt.tokens, utt.tokens.new_tensor([space.emotion(index)])]
+    )
+    feats = utt.feats
+    if feats is not None:
+        feats = torch.cat([feats, feats.new_zeros(1, feats.shape[1])])
+    return Utterance(tokens, feats, utt.label, utt.utt_id, utt.speaker, tail=1)
 
 
 def make_utterance(
@@ -264,7 +325,8 @@ def context_window(history, utt, n_context):
     if targets.shape[0] == len(utt):
         # With no context the first unit has no predictor.
         targets[0] = False
-    return Window(tokens, feats, targets, [tokens.shape[0] - 1], [utt.label])
+    read = tokens.shape[0] - 1 - utt.tail
+    return Window(tokens, feats, targets, [read], [utt.label])
 
 
 def pack_dialogue(utts, max_tokens):
@@ -314,9 +376,10 @@ def _window_of(group, max_tokens):
     feats = feats[cut:] if feats is not None else None
     targets = torch.ones(tokens.shape[0], dtype=torch.bool)
     targets[0] = False
-    ends = torch.cumsum(torch.tensor([len(u) for u in group]), 0) - 1 - cut
+    ends = torch.cumsum(torch.tensor([len(u) for u in group]), 0) - cut
+    reads = ends - 1 - torch.tensor([u.tail for u in group])
     return Window(
-        tokens, feats, targets, ends.tolist(), [u.label for u in group]
+        tokens, feats, targets, reads.tolist(), [u.label for u in group]
     )
 
 

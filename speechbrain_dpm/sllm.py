@@ -270,6 +270,12 @@ class EmotionSLLM(nn.Module):
         relative to the dialogue (first, second, ... speaker; see
         ``speechbrain_dpm.sequence.speaker_slots``), so that the context
         tells whose earlier turns are whose. 0: none (the paper's layout).
+    emotion_feedback : bool
+        Each turn of the context is followed by its emotion token: the gold
+        label (with training noise) in training, the model's own prediction
+        in evaluation (``speechbrain_dpm.context``), never a gold label.
+        Later turns can then read an earlier turn's emotion instead of
+        inferring it again from its audio. False: the paper's layout.
 
     Example
     -------
@@ -295,6 +301,7 @@ class EmotionSLLM(nn.Module):
         lora_targets="all-linear",
         audio_loss_input="units",
         speaker_slots=0,
+        emotion_feedback=False,
     ):
         super().__init__()
         if audio_loss_input not in ("units", "units+continuous"):
@@ -312,6 +319,7 @@ class EmotionSLLM(nn.Module):
                 f"audio_head must be 'units' or 'full', got {audio_head!r}"
             )
         self.space = TokenSpace(n_units, n_emotions, speaker_slots)
+        self.emotion_feedback = bool(emotion_feedback)
         self.audio_input = audio_input
         self.audio_head = audio_head
         self.audio_loss_input = (

@@ -209,6 +209,15 @@ RUNS = {
         {"speaker_slots": 3, "utterance_windows": True},
         {k: PLAIN_ROWS[k] for k in ("utterance", "one_pass", "sliding")},
     ),
+    # Emotion feedback (each earlier turn followed by its emotion token:
+    # gold with noise in training, the model's own prediction when read)
+    # with speaker tokens: emotions persist per speaker, so the last
+    # prediction for the same speaker is the prior a subdued turn needs.
+    "feedback": (
+        "context.yaml",
+        {"speaker_slots": 3, "emotion_feedback": True},
+        {k: PLAIN_ROWS[k] for k in ("utterance", "one_pass", "sliding")},
+    ),
     # The plain recipe with one window per optimizer step: as many steps
     # per epoch as the classifier takes (its windows hold one utterance).
     "plain_bs1": ("dpm.yaml", {"batch_size": 1}, PLAIN_ROWS),
@@ -249,6 +258,10 @@ COMPARISONS = [
     ("speakers_mixed/sliding", "speakers_mixed/utterance"),
     ("speakers_mixed/sliding", "mixed/sliding"),
     ("ctx_emotion/sliding", "ctx_emotion/utterance"),
+    ("feedback/sliding", "classifier/utterance"),
+    ("feedback/one_pass", "classifier/utterance"),
+    ("feedback/sliding", "feedback/utterance"),
+    ("feedback/sliding", "speakers/sliding"),
     ("plain_bs1/sliding", "classifier/utterance"),
     ("plain_bs1/sliding", "plain_bs1/utterance"),
     ("plain_bs1/dpm", "plain_bs1/sliding"),

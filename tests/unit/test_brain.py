@@ -13,7 +13,9 @@ K, D = 16, 8
 EMOTIONS = ["neu", "hap", "sad", "ang"]
 
 
-def make_brain(save_dir, epochs, lora_dropout=0.1, speaker_slots=0):
+def make_brain(
+    save_dir, epochs, lora_dropout=0.1, speaker_slots=0, emotion_feedback=False
+):
     torch.manual_seed(0)
     sllm = EmotionSLLM(
         tiny_llm(),
@@ -23,6 +25,7 @@ def make_brain(save_dir, epochs, lora_dropout=0.1, speaker_slots=0):
         lora_rank=4,
         lora_dropout=lora_dropout,
         speaker_slots=speaker_slots,
+        emotion_feedback=emotion_feedback,
     )
     counter = sb.utils.epoch_loop.EpochCounter(epochs)
     checkpointer = sb.utils.checkpoints.Checkpointer(
@@ -33,6 +36,8 @@ def make_brain(save_dir, epochs, lora_dropout=0.1, speaker_slots=0):
         "emotion_loss_weight": 0.5,
         "emotions": EMOTIONS,
         "n_ctx": 24,
+        "n_r": 12,
+        "feedback_noise": 0.4,
         "epoch_counter": counter,
     }
     brain = DPMBrain(
@@ -89,8 +94,11 @@ def test_training_learns_the_fake_task(tmp_path, data):
     assert results["utterance"]["WA"] > 50
 
 
-def test_evaluation_never_sees_gold_labels(tmp_path, data):
-    brain, _ = make_brain(str(tmp_path / "save"), epochs=1)
+@pytest.mark.parametrize("feedback", [False, True])
+def test_evaluation_never_sees_gold_labels(tmp_path, data, feedback):
+    brain, _ = make_brain(
+        str(tmp_path / "save"), epochs=1, emotion_feedback=feedback
+    )
     fit(brain, data)
     strategies = {
         "utterance": {},
@@ -200,3 +208,79 @@ def test_speaker_slots_from_the_manifest_train_and_evaluate(
     }.items():
         rows = brain.label_dialogues(data, name, **opts)
         assert len(rows) == sum(len(u) for _, u in data), name
+
+
+def test_feedback_training_windows_carry_noisy_gold_emotions(tmp_path, data):
+    brain, sllm = make_brain(str(tmp_path / "save"), 1, emotion_feedback=True)
+    space = sllm.space
+    first = space.emotion(0)
+    loader = brain.make_window_loader(data, sb.Stage.TRAIN, batch_size=1)
+    dataset = loader.dataset
+    torch.manual_seed(0)
+    clean, flipped = 0, 0
+    for index, win in enumerate(dataset.windows):
+        drawn = dataset[index]
+        for pos, label in zip(win.emo_positions, win.labels):
+            # The read is at <audio_end>; the gold token right after it.
+            assert win.tokens[pos] == space.audio_end
+            assert win.tokens[pos + 1] == first + label
+            fed = int(drawn.tokens[pos + 1])
+            assert first <= fed < first + space.n_emotions
+            clean += fed == first + label
+            flipped += fed != first + label
+        # Only the emotion tokens are corrupted, and none is an audio target.
+        unit = win.tokens < first
+        assert torch.equal(drawn.tokens[unit], win.tokens[unit])
+        targets = sllm.predicted_targets(
+            win.tokens[None], win.audio_targets[None]
+        )[0]
+        is_emotion = (win.tokens[1:] >= first) & (
+            win.tokens[1:] < first + space.n_emotions
+        )
+        assert not (targets & is_emotion).any()
+    # noise 0.4, of which 3/4 land on another class: ~30 % flipped.
+    share = flipped / (clean + flipped)
+    assert 0.15 < share < 0.45, share
+
+
+def test_feedback_strategies_feed_back_their_own_predictions(tmp_path, data):
+    from speechbrain_dpm.context import build_strategy
+
+    brain, sllm = make_brain(str(tmp_path / "save"), 1, emotion_feedback=True)
+    fit(brain, data)
+    sllm.eval()
+    space = sllm.space
+    _, utts = data[0]
+    sliding = build_strategy("sliding", sllm, n_context=10**6)
+    sliding.start()
+    logits = []
+    for utt in utts:
+        logits.append(sliding.push(utt))
+        fed = sliding.history[-1].tokens[-1]
+        assert fed == space.emotion(int(logits[-1].argmax()))
+    # A one pass with room for everything reads the same windows.
+    one_pass = build_strategy("one_pass", sllm, max_tokens=10**6)
+    whole = one_pass.predict_dialogue(utts)
+    assert torch.allclose(whole, torch.stack(logits), atol=1e-5)
+    one_pass.start()
+    pushed = torch.stack([one_pass.push(u) for u in utts])
+    assert torch.allclose(pushed, whole, atol=1e-5)
+    # Without feedback the same tensors read other windows.
+    sllm.emotion_feedback = False
+    plain = build_strategy("one_pass", sllm, max_tokens=10**6)
+    assert not torch.allclose(plain.predict_dialogue(utts)[1:], whole[1:])
+
+
+def test_feedback_validation_reads_with_own_predictions(tmp_path, data):
+    brain, sllm = make_brain(str(tmp_path / "save"), 1, emotion_feedback=True)
+    fit(brain, data)
+    # The checkpoint's UA is the turn-by-turn sliding read, not the packed
+    # windows' (which carry gold emotion tokens).
+    ckpt = brain.checkpointer.find_checkpoint(max_key="UA")
+    rows = brain.label_dialogues(data, "sliding", n_context=12)
+    from speechbrain_dpm.metrics import classification_metrics
+
+    expected = classification_metrics(
+        [r["label"] for r in rows], [r["pred"] for r in rows], EMOTIONS
+    )
+    assert ckpt.meta["UA"] == pytest.approx(expected["UA"])

@@ -95,7 +95,7 @@ def assets(tmp_path_factory):
     return {"whisper": whisper, "llm": llm_dir, "codebook": codebook_path}
 
 
-def make_sllm(llm_dir, seed=0, speaker_slots=0):
+def make_sllm(llm_dir, seed=0, speaker_slots=0, emotion_feedback=False):
     """An EmotionSLLM whose trained tensors are all non-trivial."""
     from speechbrain_dpm.sllm import load_llm
 
@@ -108,6 +108,7 @@ def make_sllm(llm_dir, seed=0, speaker_slots=0):
         lora_alpha=8,
         lora_dropout=0.0,
         speaker_slots=speaker_slots,
+        emotion_feedback=emotion_feedback,
     )
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -461,6 +462,38 @@ def test_speaker_tokens_from_dialogue_and_stream(assets, tmp_path, dialogue):
     assert any(
         not torch.allclose(p.probs, r.probs, atol=1e-4)
         for p, r in zip(unknown, named)
+    )
+
+
+def test_emotion_feedback_survives_export_and_streams(
+    assets, tmp_path, dialogue
+):
+    sllm = make_sllm(assets["llm"], emotion_feedback=True)
+    folder = export_model_folder(
+        str(tmp_path / "model"),
+        sllm,
+        assets["codebook"],
+        EMOTIONS,
+        settings_for(assets, strategy="sliding", strategy_opts={}),
+    )
+    text = open(os.path.join(folder, HPARAMS_FILE)).read()
+    assert "emotion_feedback: true" in text
+    model = DPMEmotionRecognizer.from_hparams(
+        source=folder, run_opts={"device": "cpu"}
+    )
+    assert model.mods.sllm.emotion_feedback
+    whole = model.classify_dialogue(dialogue)
+    with model.stream() as session:
+        pushed = [session.push(w) for w in dialogue]
+    for p, r in zip(pushed, whole):
+        assert torch.allclose(p.probs, r.probs, atol=1e-6)
+    # The same tensors without feedback read another context.
+    model.mods.sllm.emotion_feedback = False
+    plain = model.classify_dialogue(dialogue)
+    assert torch.allclose(plain[0].probs, whole[0].probs, atol=1e-6)
+    assert any(
+        not torch.allclose(p.probs, r.probs, atol=1e-4)
+        for p, r in zip(plain[1:], whole[1:])
     )
 
 

@@ -264,3 +264,25 @@ def test_speaker_model_checkpoint_needs_the_same_slots(tmp_path):
     with pytest.raises(RuntimeError, match="does not match"):
         make_sllm().load(path)
     make_sllm(speaker_slots=3).load(path)
+
+
+def test_fed_back_emotion_keeps_the_read_at_audio_end():
+    from speechbrain_dpm.sequence import context_window, with_emotion
+
+    space = TokenSpace(8, 4)
+    a = make_utterance(torch.tensor([1, 2]), torch.ones(2, 3), space, 3)
+    b = make_utterance(torch.tensor([4]), torch.ones(1, 3), space, 1)
+    fed = with_emotion(a, 2, space)
+    assert fed.tokens.tolist() == [1, 2, 8, space.emotion(2)]
+    assert fed.read_index == 2 and fed.label == 3
+    assert fed.feats.shape == (4, 3) and fed.feats[-1].abs().sum() == 0
+    (win,) = pack_dialogue([fed, with_emotion(b, 0, space)], 20)
+    assert win.emo_positions == [2, 5] and win.labels == [3, 1]
+    assert [win.tokens[p] for p in win.emo_positions] == [8, 8]
+    read = context_window([fed], b, 10)
+    assert read.tokens.tolist() == [1, 2, 8, space.emotion(2), 4, 8]
+    assert read.emo_positions == [5]
+    with pytest.raises(ValueError, match="already"):
+        with_emotion(fed, 1, space)
+    with pytest.raises(ValueError, match="out of range"):
+        with_emotion(a, 4, space)
