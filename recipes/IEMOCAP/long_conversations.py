@@ -218,6 +218,15 @@ RUNS = {
         {"speaker_slots": 3, "emotion_feedback": True},
         {k: PLAIN_ROWS[k] for k in ("utterance", "one_pass", "sliding")},
     ),
+    # Emotion feedback, starting from the classifier of the same seed
+    # (``init_from``): the read-out of a single utterance is trained first,
+    # then the full SLLM loss on dialogue windows with fed-back emotions.
+    # No speaker tokens (the classifier's token space).
+    "feedback_init": (
+        "dpm.yaml",  # (the YAML with init_from)
+        {"emotion_feedback": True},
+        {k: PLAIN_ROWS[k] for k in ("utterance", "one_pass", "sliding")},
+    ),
     # The plain recipe with one window per optimizer step: as many steps
     # per epoch as the classifier takes (its windows hold one utterance).
     "plain_bs1": ("dpm.yaml", {"batch_size": 1}, PLAIN_ROWS),
@@ -235,6 +244,12 @@ READ_ONLY = {
     "placements": "placement_seeds",
     "placements_b": "sweep_seeds",
     **dict.fromkeys(SWEEP_PARTS, "sweep_seeds"),
+}
+#: Runs that start from another run's trained tensors of the same seed.
+INIT_FROM = {
+    "dpm_aware": "plain",
+    **dict.fromkeys(READ_ONLY, "plain"),
+    "feedback_init": "classifier",
 }
 DEFAULT_RUNS = ["plain", "classifier", "dpm_aware", "placements"]
 #: Pairs (run/row, run/row) whose UA difference gets a confidence interval.
@@ -262,6 +277,9 @@ COMPARISONS = [
     ("feedback/one_pass", "classifier/utterance"),
     ("feedback/sliding", "feedback/utterance"),
     ("feedback/sliding", "speakers/sliding"),
+    ("feedback_init/sliding", "classifier/utterance"),
+    ("feedback_init/one_pass", "classifier/utterance"),
+    ("feedback_init/sliding", "feedback_init/utterance"),
     ("plain_bs1/sliding", "classifier/utterance"),
     ("plain_bs1/sliding", "plain_bs1/utterance"),
     ("plain_bs1/dpm", "plain_bs1/sliding"),
@@ -385,8 +403,9 @@ def recipe_command(args, run, seed):
         ),
         **overrides,
     }
-    if run == "dpm_aware" or run in READ_ONLY:
-        opts["init_from"] = run_dir(args, "plain", seed) / "model" / "sllm.ckpt"
+    if run in INIT_FROM:
+        source = run_dir(args, INIT_FROM[run], seed) / "model" / "sllm.ckpt"
+        opts["init_from"] = source
     return [
         sys.executable,
         str(HERE / "train.py"),
@@ -770,10 +789,11 @@ def main(argv=None):
         with ThreadPoolExecutor(args.jobs) as pool:
             waiting = {}
             for run, seed in jobs:
-                # placements/sweeps read, dpm_aware fine-tunes the plain model
+                # placements/sweeps read, dpm_aware fine-tunes the plain
+                # model, feedback_init starts from the classifier
                 after = None
-                if run in READ_ONLY or run == "dpm_aware":
-                    after = waiting.get(("plain", seed))
+                if run in INIT_FROM:
+                    after = waiting.get((INIT_FROM[run], seed))
                 waiting[(run, seed)] = pool.submit(
                     _after, after, run_recipe, args, run, seed
                 )

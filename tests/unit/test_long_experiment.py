@@ -112,6 +112,17 @@ def test_read_only_runs_read_the_plain_model_in_their_own_folder(exp, run):
     )
 
 
+def test_feedback_init_starts_from_the_classifier_of_its_seed(exp):
+    args = exp.parse_args(["--output_folder", "out", "--runs", "feedback_init"])
+    cmd = exp.recipe_command(args, "feedback_init", 3)
+    opts = dict(
+        a[2:].split("=", 1) for a in cmd if a.startswith("--") and "=" in a
+    )
+    assert opts["init_from"] == str(Path("out/classifier/3/model/sllm.ckpt"))
+    assert opts["emotion_feedback"] == "True"
+    assert int(opts["number_of_epochs"]) > 0
+
+
 @pytest.fixture(scope="module")
 def probes():
     path = SCRIPT.parent / "context_probes.py"
