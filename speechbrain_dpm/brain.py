@@ -239,10 +239,56 @@ class DPMBrain(sb.Brain):
             for key, val in batch.items()
         }
 
+    def own_feedback(self, batch):
+        """The batch with its fed-back emotion tokens replaced by the
+        model's own reads of the same windows (one pass without gradient).
+
+        Training with ``feedback_source: own``: the tokens later turns see
+        are then as good as the model's reads, as they will be at
+        evaluation, not the gold labels (parallel scheduled sampling).
+
+        Arguments
+        ---------
+        batch : dict
+            From ``collate_windows``, on the Brain's device, windows built
+            with emotion feedback.
+
+        Returns
+        -------
+        dict
+            The batch with new ``tokens``.
+        """
+        space = self.sllm.space
+        with torch.no_grad():
+            hidden = self.modules.sllm(
+                batch["tokens"], batch["feats"], batch["lengths"]
+            )
+            keep = batch["labels"] >= 0
+            rows = torch.arange(keep.shape[0], device=self.device)
+            rows = rows[:, None].expand_as(keep)[keep]
+            reads = batch["emo_positions"][keep]
+            preds = self.sllm.emotion_logits(hidden[rows, reads]).argmax(-1)
+        fed = reads + 1  # the emotion token right after each <audio_end>
+        inside = fed < batch["lengths"][rows]
+        rows, fed, preds = rows[inside], fed[inside], preds[inside]
+        tokens = batch["tokens"].clone()
+        first = space.emotion(0)
+        is_emotion = (tokens[rows, fed] >= first) & (
+            tokens[rows, fed] < first + space.n_emotions
+        )
+        tokens[rows[is_emotion], fed[is_emotion]] = first + preds[is_emotion]
+        return {**batch, "tokens": tokens}
+
     def compute_forward(self, batch, stage):
         """Hidden states of the batch's windows: ``(hidden, audio_hidden)``
         for the read-out and the audio loss (see ``audio_loss_input``)."""
         batch = self._to_device(batch)
+        if (
+            stage == sb.Stage.TRAIN
+            and self.sllm.emotion_feedback
+            and getattr(self.hparams, "feedback_source", "gold") == "own"
+        ):
+            batch = self.own_feedback(batch)
         args = batch["tokens"], batch["feats"], batch["lengths"]
         if self.hparams.audio_loss_weight:
             return self.modules.sllm(*args, outputs="both")
@@ -335,6 +381,12 @@ class DPMBrain(sb.Brain):
         if self.sllm.emotion_feedback:
             feedback["feedback_space"] = self.sllm.space
             if stage == sb.Stage.TRAIN:
+                source = getattr(self.hparams, "feedback_source", "gold")
+                if source not in ("gold", "own"):
+                    raise ValueError(
+                        "feedback_source must be 'gold' or 'own', "
+                        f"got {source!r}"
+                    )
                 feedback["feedback_noise"] = self.hparams.feedback_noise
             else:
                 # These windows carry gold feedback: validation UA is read

@@ -220,11 +220,12 @@ RUNS = {
     ),
     # Emotion feedback, starting from the classifier of the same seed
     # (``init_from``): the read-out of a single utterance is trained first,
-    # then the full SLLM loss on dialogue windows with fed-back emotions.
-    # No speaker tokens (the classifier's token space).
+    # then the full SLLM loss on dialogue windows whose fed-back emotions
+    # are the model's own reads (``feedback_source: own``). No speaker
+    # tokens (the classifier's token space).
     "feedback_init": (
         "dpm.yaml",  # (the YAML with init_from)
-        {"emotion_feedback": True},
+        {"emotion_feedback": True, "feedback_source": "own"},
         {k: PLAIN_ROWS[k] for k in ("utterance", "one_pass", "sliding")},
     ),
     # The plain recipe with one window per optimizer step: as many steps

@@ -284,3 +284,37 @@ def test_feedback_validation_reads_with_own_predictions(tmp_path, data):
         [r["label"] for r in rows], [r["pred"] for r in rows], EMOTIONS
     )
     assert ckpt.meta["UA"] == pytest.approx(expected["UA"])
+
+
+def test_own_feedback_replaces_fed_tokens_by_the_models_reads(tmp_path, data):
+    from speechbrain_dpm.sequence import collate_windows
+
+    brain, sllm = make_brain(
+        str(tmp_path / "save"), 1, lora_dropout=0.0, emotion_feedback=True
+    )
+    fit(brain, data)  # a model whose reads differ from the gold labels
+    space = sllm.space
+    first = space.emotion(0)
+    windows = brain.make_window_loader(data, sb.Stage.VALID).dataset.windows
+    batch = collate_windows(windows[:4])
+    out = brain.own_feedback(batch)
+    hidden = sllm(batch["tokens"], batch["feats"], batch["lengths"])
+    changed = out["tokens"] != batch["tokens"]
+    n_fed = n_differ = 0
+    for i, win in enumerate(windows[:4]):
+        for pos, label in zip(win.emo_positions, win.labels):
+            pred = int(sllm.emotion_logits(hidden[i, pos]).argmax())
+            assert out["tokens"][i, pos + 1] == first + pred
+            changed[i, pos + 1] = False
+            n_fed += 1
+            n_differ += pred != label
+    # Nothing else moves; and the reads are not just the gold labels.
+    assert not changed.any()
+    assert n_fed > 4 and 0 < n_differ
+
+
+def test_feedback_source_is_checked(tmp_path, data):
+    brain, _ = make_brain(str(tmp_path / "save"), 1, emotion_feedback=True)
+    brain.hparams.feedback_source = "oracle"
+    with pytest.raises(ValueError, match="feedback_source"):
+        brain.make_window_loader(data, sb.Stage.TRAIN)
