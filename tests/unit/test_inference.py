@@ -433,8 +433,9 @@ def test_stream_matches_dialogue_and_close_discards(model, dialogue):
         assert torch.allclose(p.probs, q.probs, atol=1e-6)
 
 
-def test_speaker_tokens_from_dialogue_and_stream(assets, tmp_path, dialogue):
-    sllm = make_sllm(assets["llm"], speaker_slots=3)
+def export_sliding(assets, tmp_path, sllm):
+    """Exports ``sllm`` with the sliding window; returns (hparams text,
+    the loaded recognizer)."""
     folder = export_model_folder(
         str(tmp_path / "model"),
         sllm,
@@ -443,10 +444,16 @@ def test_speaker_tokens_from_dialogue_and_stream(assets, tmp_path, dialogue):
         settings_for(assets, strategy="sliding", strategy_opts={}),
     )
     text = open(os.path.join(folder, HPARAMS_FILE)).read()
-    assert "speaker_slots: 3" in text
     model = DPMEmotionRecognizer.from_hparams(
         source=folder, run_opts={"device": "cpu"}
     )
+    return text, model
+
+
+def test_speaker_tokens_from_dialogue_and_stream(assets, tmp_path, dialogue):
+    sllm = make_sllm(assets["llm"], speaker_slots=3)
+    text, model = export_sliding(assets, tmp_path, sllm)
+    assert "speaker_slots: 3" in text
     speakers = ["Ana", "Bo", "Ana", "Bo"]
     named = model.classify_dialogue(dialogue, speakers=speakers)
     with model.stream() as session:
@@ -469,18 +476,8 @@ def test_emotion_feedback_survives_export_and_streams(
     assets, tmp_path, dialogue
 ):
     sllm = make_sllm(assets["llm"], emotion_feedback=True)
-    folder = export_model_folder(
-        str(tmp_path / "model"),
-        sllm,
-        assets["codebook"],
-        EMOTIONS,
-        settings_for(assets, strategy="sliding", strategy_opts={}),
-    )
-    text = open(os.path.join(folder, HPARAMS_FILE)).read()
+    text, model = export_sliding(assets, tmp_path, sllm)
     assert "emotion_feedback: true" in text
-    model = DPMEmotionRecognizer.from_hparams(
-        source=folder, run_opts={"device": "cpu"}
-    )
     assert model.mods.sllm.emotion_feedback
     whole = model.classify_dialogue(dialogue)
     with model.stream() as session:
