@@ -200,11 +200,10 @@ class WindowDataset(torch.utils.data.Dataset):
         # Fresh corruption per draw (torch's RNG: checkpointed, so a
         # resumed run draws the same windows).
         tokens = window.tokens.clone()
-        first = self.space.emotion(0)
-        emo = (tokens >= first) & (tokens < first + self.space.n_emotions)
-        flip = emo & (torch.rand(tokens.shape) < self.noise)
+        flip = self.space.is_emotion(tokens)
+        flip &= torch.rand(tokens.shape) < self.noise
         random = torch.randint(self.space.n_emotions, tokens.shape)
-        tokens[flip] = first + random[flip]
+        tokens[flip] = self.space.emotion(0) + random[flip]
         return dataclasses.replace(window, tokens=tokens)
 
 
@@ -272,11 +271,10 @@ class DPMBrain(sb.Brain):
         inside = fed < batch["lengths"][rows]
         rows, fed, preds = rows[inside], fed[inside], preds[inside]
         tokens = batch["tokens"].clone()
-        first = space.emotion(0)
-        is_emotion = (tokens[rows, fed] >= first) & (
-            tokens[rows, fed] < first + space.n_emotions
+        is_emotion = space.is_emotion(tokens[rows, fed])
+        tokens[rows[is_emotion], fed[is_emotion]] = (
+            space.emotion(0) + preds[is_emotion]
         )
-        tokens[rows[is_emotion], fed[is_emotion]] = first + preds[is_emotion]
         return {**batch, "tokens": tokens}
 
     def compute_forward(self, batch, stage):

@@ -74,6 +74,11 @@ class TokenSpace:
         """Boolean mask of the audio-loss vocabulary: units, ``<audio_end>``."""
         return tokens <= self.audio_end
 
+    def is_emotion(self, tokens):
+        """Boolean mask of the emotion tokens of a token tensor."""
+        first = self.emotion(0)
+        return (tokens >= first) & (tokens < first + self.n_emotions)
+
 
 def speaker_slots(speakers, n_slots):
     """Speaker slot of each turn: who speaks, relative to the dialogue.
