@@ -262,11 +262,8 @@ class DPMBrain(sb.Brain):
             hidden = self.modules.sllm(
                 batch["tokens"], batch["feats"], batch["lengths"]
             )
-            keep = batch["labels"] >= 0
-            rows = torch.arange(keep.shape[0], device=self.device)
-            rows = rows[:, None].expand_as(keep)[keep]
-            reads = batch["emo_positions"][keep]
-            preds = self.sllm.emotion_logits(hidden[rows, reads]).argmax(-1)
+            rows, reads, logits = self.labelled_reads(hidden, batch)
+            preds = logits.argmax(-1)
         fed = reads + 1  # the emotion token right after each <audio_end>
         inside = fed < batch["lengths"][rows]
         rows, fed, preds = rows[inside], fed[inside], preds[inside]
@@ -312,15 +309,20 @@ class DPMBrain(sb.Brain):
         self.loss_parts["emotion"] += l_emo.item()
         self.loss_parts["batches"] += 1
         if stage != sb.Stage.TRAIN:
-            keep = batch["labels"] >= 0
-            rows = torch.arange(hidden.shape[0], device=self.device)
-            rows = rows[:, None].expand_as(keep)[keep]
-            logits = self.sllm.emotion_logits(
-                hidden[rows, batch["emo_positions"][keep]]
-            )
-            self.valid_true += batch["labels"][keep].tolist()
+            _, _, logits = self.labelled_reads(hidden, batch)
+            self.valid_true += batch["labels"][batch["labels"] >= 0].tolist()
             self.valid_pred += logits.argmax(-1).tolist()
         return loss
+
+    def labelled_reads(self, hidden, batch):
+        """Rows, positions and emotion logits of a batch's labelled reads
+        (padding skipped), in the order of ``batch["labels"][labels >= 0]``.
+        """
+        keep = batch["labels"] >= 0
+        rows = torch.arange(keep.shape[0], device=hidden.device)
+        rows = rows[:, None].expand_as(keep)[keep]
+        reads = batch["emo_positions"][keep]
+        return rows, reads, self.sllm.emotion_logits(hidden[rows, reads])
 
     def on_stage_start(self, stage, epoch=None):
         """Resets the per-stage accumulators."""
