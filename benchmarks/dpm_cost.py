@@ -42,24 +42,27 @@ from common import (
 )
 
 from speechbrain_dpm.context import SlidingWindow
-from speechbrain_dpm.memory import DPMStrategy, LoRAMemory
+from speechbrain_dpm.dpm_strategy import DPMStrategy
+from speechbrain_dpm.memory import LoRAMemory
 from speechbrain_dpm.sequence import context_window
 
 
 def fill_context(dpm, history):
-    """Puts a started DPM in the state it has after hearing ``history``.
+    """A conversation of ``dpm`` in the state it has after ``history``.
 
     Same history and write context as ``push``-ing every utterance, minus
     the writes themselves (minutes with SmolLM2 at n_r = 1024; timing
     depends only on the shapes, not on what the memory holds).
     """
+    conv = dpm.open()
     for prev in history:
-        dpm.remember(prev)
+        dpm.remember(conv, prev)
     tokens = torch.cat([u.tokens for u in history])
-    dpm._ctx_tokens = tokens[-dpm.n_context :]
+    conv.ctx_tokens = tokens[-dpm.n_context :]
     if history[0].feats is not None:
         feats = torch.cat([u.feats for u in history])
-        dpm._ctx_feats = feats[-dpm.n_context :]
+        conv.ctx_feats = feats[-dpm.n_context :]
+    return conv
 
 
 def run_case(sllm, n_r, utt_units, memory_kw, repeats, warmup):
@@ -101,9 +104,7 @@ def run_case(sllm, n_r, utt_units, memory_kw, repeats, warmup):
     for order in ("after_write", "before_write"):
         memory.read_order = order
         dpm = DPMStrategy(sllm, n_context=n_r, memory=memory)
-        dpm.start()
-        fill_context(dpm, history)
-        dpms[order] = dpm
+        dpms[order] = (dpm, fill_context(dpm, history))
 
     def step_without_context_grad():
         memory.context_grad = False
@@ -115,8 +116,9 @@ def run_case(sllm, n_r, utt_units, memory_kw, repeats, warmup):
     def push(order):
         # Pushing the same utterance again keeps the window at n_r + utt.
         memory.read_order = order
-        dpms[order].push(utt)
-        dpms[order].clear_records()
+        dpm, conv = dpms[order]
+        dpm.push_many([conv], [utt])
+        conv.records.clear()
 
     times = interleaved(
         {
@@ -151,13 +153,15 @@ def run_case(sllm, n_r, utt_units, memory_kw, repeats, warmup):
     return out, dpms, utt
 
 
-def profile_push(dpm, utt, rows=15):
+def profile_push(dpm, conv, utt, rows=15):
     """torch.profiler table of one DPM utterance (self CPU time).
 
     Parameters
     ----------
     dpm : DPMStrategy
-        A started strategy with a full context.
+        The strategy.
+    conv : speechbrain_dpm.context.Conversation
+        Its conversation, with a full context.
     utt : speechbrain_dpm.sequence.Utterance
         The utterance pushed.
     rows : int
@@ -171,7 +175,7 @@ def profile_push(dpm, utt, rows=15):
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        dpm.push(utt)
+        dpm.push_many([conv], [utt])
     events = sorted(
         prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True
     )
@@ -236,10 +240,11 @@ def main(argv=None):
             case.update(model=name, weights=weights)
             if args.profile and n_r == args.n_r[0]:
                 print(f"[{name} n_r={n_r}] profile of one DPM utterance:")
-                dpms["after_write"].memory.read_order = "after_write"
-                case["profile"] = profile_push(dpms["after_write"], utt)
-            for dpm in dpms.values():
-                dpm.close()
+                dpm, conv = dpms["after_write"]
+                dpm.memory.read_order = "after_write"
+                case["profile"] = profile_push(dpm, conv, utt)
+            for dpm, conv in dpms.values():
+                dpm.release(conv)
             results.append(case)
             print(
                 f"[{name} n_r={n_r} T={case['window_tokens']}] "

@@ -228,7 +228,7 @@ def main(argv=None):
         totals = {"vad": 0.0, "units": 0.0, "dpm": 0.0}
         stage_timer(rec, "_speech_segments", totals, "vad")
         stage_timer(rec, "encode_utterances", totals, "units")
-        stage_timer(rec.strategy, "push", totals, "dpm")
+        stage_timer(rec.strategy, "push_many", totals, "dpm")
         cpu0, start = time.process_time(), time.perf_counter()
         segments = rec.classify_long_audio(wav)
         wall = time.perf_counter() - start

@@ -44,7 +44,7 @@ from common import (
     write_json,
 )
 
-from speechbrain_dpm.memory import DPMStrategy
+from speechbrain_dpm.dpm_strategy import DPMStrategy
 from speechbrain_dpm.sequence import Window
 from speechbrain_dpm.sllm import ALL_LINEAR
 

@@ -29,7 +29,7 @@ from speechbrain.utils.checkpoints import (
 from speechbrain.utils.logger import get_logger
 
 from speechbrain_dpm.context import build_strategy
-from speechbrain_dpm.memory import summarize_diagnostics
+from speechbrain_dpm.dpm_strategy import summarize_diagnostics
 from speechbrain_dpm.metrics import (
     accuracy_by_position,
     classification_metrics,
@@ -415,12 +415,17 @@ class DPMBrain(sb.Brain):
             list(self.hparams.emotions),
         )
 
-    def label_dialogues(self, dialogues, strategy, progressbar=None, **opts):
+    def label_dialogues(
+        self, dialogues, strategy, progressbar=None, batch_size=None, **opts
+    ):
         """Labels every utterance of every dialogue with a strategy.
 
-        Under DDP each rank takes every world-size-th dialogue and rank 0
-        receives all; the order of the result does not depend on the
-        number of ranks.
+        The dialogues are read ``batch_size`` at a time side by side
+        (continuous batching, ``ContextStrategy.predict_dialogues``) in the
+        Brain's evaluation precision (``--eval_precision``) unless the
+        options name one. Under DDP each rank takes every world-size-th
+        dialogue and rank 0 receives all; the order of the result does not
+        depend on the number of ranks or the batch size.
 
         Arguments
         ---------
@@ -430,6 +435,9 @@ class DPMBrain(sb.Brain):
             ``utterance``, ``one_pass``, ``sliding`` or ``dpm``.
         progressbar : bool, optional
             Show a progress bar (default: as the Brain's ``noprogressbar``).
+        batch_size : int, optional
+            Conversations read at once (default: hparam ``eval_batch_size``,
+            else 1).
         **opts
             Options of the strategy.
 
@@ -437,9 +445,8 @@ class DPMBrain(sb.Brain):
         -------
         list of dict
             Per utterance: ``utt_id``, ``dialogue_id``, ``position``,
-            ``label``, ``pred``, ``probs``; plus ``records`` (memory
-            diagnostics) as the last element's key when the strategy has
-            them.
+            ``label``, ``pred``, ``probs``, and ``diagnostics`` (memory
+            records) when the strategy keeps them.
         """
         from tqdm import tqdm
 
@@ -448,17 +455,25 @@ class DPMBrain(sb.Brain):
         if torch.distributed.is_initialized():
             rank = torch.distributed.get_rank()
             world = torch.distributed.get_world_size()
+        if batch_size is None:
+            batch_size = getattr(self.hparams, "eval_batch_size", 1)
+        opts.setdefault("precision", self.eval_precision)
         shard = list(enumerate(dialogues))[rank::world]
         runner = build_strategy(strategy, self.sllm, **opts)
         rows = []
         show = not self.noprogressbar if progressbar is None else progressbar
-        for order, (dia_id, utts) in tqdm(
-            shard, desc=strategy, disable=not show or rank != 0
-        ):
-            if hasattr(runner, "clear_records"):
-                runner.clear_records()
-            probs = runner.predict_dialogue(utts).softmax(-1)
-            records = getattr(runner, "records", None)
+        with tqdm(
+            total=len(shard), desc=strategy, disable=not show or rank != 0
+        ) as bar:
+            runner.clear_records()
+            outs = runner.predict_dialogues(
+                [utts for _, (_, utts) in shard],
+                batch_size,
+                on_done=lambda index: bar.update(1),
+            )
+        records = iter(runner.records)
+        for (order, (dia_id, utts)), logits in zip(shard, outs):
+            probs = logits.softmax(-1)
             for pos, (utt, p) in enumerate(zip(utts, probs)):
                 row = {
                     "order": order,
@@ -469,9 +484,12 @@ class DPMBrain(sb.Brain):
                     "pred": int(p.argmax()),
                     "probs": p.tolist(),
                 }
-                if records is not None and len(records) == len(utts):
+                if runner.records:
                     # the runner counts the dialogues of this rank only
-                    row["diagnostics"] = {**records[pos], "dialogue": order + 1}
+                    row["diagnostics"] = {
+                        **next(records),
+                        "dialogue": order + 1,
+                    }
                 rows.append(row)
         if world > 1:
             gathered = [None] * world

@@ -23,19 +23,25 @@ Authors
  * speechbrain_dpm developers 2026
 """
 
+import contextlib
 import importlib
 
 import torch
 
-from speechbrain_dpm.sequence import context_window, pack_dialogue, with_emotion
+from speechbrain_dpm.sequence import (
+    collate_windows,
+    context_window,
+    pack_dialogue,
+    with_emotion,
+)
+
+# Autocast dtypes of SpeechBrain's --precision / --eval_precision values.
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 STRATEGIES = {}
 # Strategies registered by modules that are imported only when needed
 # (they pull in the memory machinery).
-LAZY_STRATEGIES = {
-    "dpm": "speechbrain_dpm.memory",
-    "dpm_placed": "speechbrain_dpm.dpm_training",
-}
+LAZY_STRATEGIES = {"dpm": "speechbrain_dpm.dpm_strategy"}
 
 
 def register(name):
@@ -107,29 +113,207 @@ def strategy_class(name):
     return STRATEGIES[name]
 
 
+class Conversation:
+    """The state of one conversation inside a strategy.
+
+    Strategies keep what they need here (history, memory slot, records), so
+    one strategy object can follow many conversations at once.
+
+    Arguments
+    ---------
+    number : int
+        1-based count of the conversations the strategy has opened.
+    """
+
+    def __init__(self, number):
+        self.number = number
+        self.position = 0
+        self.history = []
+        self.records = []
+        self.closed = False
+
+
 class ContextStrategy:
-    """Base class: labels the utterances of a conversation in order.
+    """Base class: labels the utterances of conversations in order.
+
+    The core is batched: ``push_many`` labels the next utterance of several
+    open conversations at once (one padded forward per step), and
+    ``predict_dialogues`` reads many dialogues with continuous batching (a
+    conversation that ends frees its row for the next waiting one). Each
+    conversation's logits equal those it gets read alone (up to float
+    rounding of the padded batch). ``start`` / ``push`` / ``close`` follow
+    a single conversation.
 
     Arguments
     ---------
     sllm : speechbrain_dpm.sllm.EmotionSLLM
         The model.
+    precision : str
+        ``fp32``, ``bf16`` or ``fp16``: autocast of every forward (the
+        memory's factors and optimizer state stay float32).
     """
 
     name = "base"
 
-    def __init__(self, sllm):
+    def __init__(self, sllm, precision="fp32"):
         self.sllm = sllm
+        self.precision = precision
+        self.dtype = PRECISIONS.get(precision)
+        if precision not in PRECISIONS:
+            raise ValueError(
+                f"precision must be one of {sorted(PRECISIONS)}, got "
+                f"{precision!r}"
+            )
+        self.records = []
+        self.n_dialogues = 0
+        self._current = None
 
-    def start(self):
-        """Begins a conversation."""
+    # -- the batched core ----------------------------------------------------
 
-    def push(self, utt):
-        """Labels the next utterance; returns its emotion logits [C]."""
+    def open(self):
+        """Begins a conversation; returns its state."""
+        self.n_dialogues += 1
+        return Conversation(self.n_dialogues)
+
+    def release(self, conv):
+        """Ends a conversation and drops its state (keeps its records)."""
+        conv.closed = True
+        conv.history = []
+
+    def push_many(self, convs, utts):
+        """Labels the next utterance of each conversation (distinct).
+
+        Arguments
+        ---------
+        convs : list of Conversation
+            Open conversations.
+        utts : list of speechbrain_dpm.sequence.Utterance
+            The next utterance of each.
+
+        Returns
+        -------
+        torch.Tensor
+            [B, C] emotion logits.
+        """
+        if len({id(c) for c in convs}) != len(convs):
+            raise ValueError("push_many: each conversation at most once")
+        if any(c.closed for c in convs):
+            raise RuntimeError("push on a closed conversation")
+        with self.autocast():
+            logits = self._push_many(convs, utts)
+        for conv in convs:
+            conv.position += 1
+        return logits
+
+    def _push_many(self, convs, utts):
         raise NotImplementedError
 
+    def autocast(self):
+        """Autocast context of this strategy's precision (none for fp32)."""
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        device = self.sllm.token_out.device.type
+        return torch.autocast(device, dtype=self.dtype)
+
+    def predict_dialogues(self, dialogues, batch_size=1, on_done=None):
+        """Emotion logits of every utterance of many conversations.
+
+        Continuous batching: up to ``batch_size`` conversations are read
+        side by side, one utterance each per step; one that ends frees its
+        row for the next waiting one. ``records`` (if the strategy keeps
+        any) gets each dialogue's records, in dialogue order.
+
+        Arguments
+        ---------
+        dialogues : list of list of Utterance
+            The conversations, each in order.
+        batch_size : int
+            Conversations read at once.
+        on_done : callable, optional
+            Called with a dialogue's index when it has been read.
+
+        Returns
+        -------
+        list of torch.Tensor
+            [N_i, C] logits per conversation.
+
+        Example
+        -------
+        >>> from speechbrain_dpm.sllm import EmotionSLLM, tiny_llm
+        >>> from speechbrain_dpm.sequence import make_utterance
+        >>> sllm = EmotionSLLM(tiny_llm(), 8, 4, audio_input="units")
+        >>> utt = make_utterance(torch.tensor([1, 2]), None, sllm.space)
+        >>> out = build_strategy("sliding", sllm, n_context=8
+        ...                      ).predict_dialogues([[utt] * 3, [utt]], 2)
+        >>> [tuple(o.shape) for o in out]
+        [(3, 4), (1, 4)]
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        waiting = list(enumerate(dialogues))
+        waiting.reverse()
+        logits = [[] for _ in dialogues]
+        records = {}
+        active = []  # [conversation, dialogue index]
+        try:
+            while waiting or active:
+                while waiting and len(active) < batch_size:
+                    index, utts = waiting.pop()
+                    if len(utts):
+                        active.append([self.open(), index])
+                    elif on_done is not None:
+                        on_done(index)
+                convs = [conv for conv, _ in active]
+                if not convs:
+                    break
+                utts = [dialogues[i][c.position] for c, i in active]
+                for (_, index), row in zip(active, self.push_many(convs, utts)):
+                    logits[index].append(row)
+                still = []
+                for conv, index in active:
+                    if conv.position == len(dialogues[index]):
+                        self.release(conv)
+                        records[index] = conv.records
+                        if on_done is not None:
+                            on_done(index)
+                    else:
+                        still.append([conv, index])
+                active = still
+        finally:
+            for conv, _ in active:
+                self.release(conv)
+        for index in sorted(records):
+            self.records.extend(records[index])
+        n_classes = self.sllm.space.n_emotions
+        return [
+            torch.stack(rows) if rows else torch.empty(0, n_classes)
+            for rows in logits
+        ]
+
+    # -- one conversation ------------------------------------------------------
+
+    def start(self):
+        """Begins the single followed conversation."""
+        if self._current is not None:
+            self.close()
+        self._current = self.open()
+
+    def push(self, utt):
+        """Labels the next utterance of that conversation; [C] logits."""
+        if self._current is None:
+            self.start()
+        return self.push_many([self._current], [utt])[0]
+
     def close(self):
-        """Ends the conversation and drops its state."""
+        """Ends that conversation (its records join ``records``)."""
+        if self._current is not None:
+            conv, self._current = self._current, None
+            self.release(conv)
+            self.records.extend(conv.records)
+
+    def clear_records(self):
+        """Drops the records gathered so far."""
+        self.records = []
 
     def feed_back(self, utt, logits):
         """``utt`` as later turns see it: followed by the token of its
@@ -147,12 +331,12 @@ class ContextStrategy:
         speechbrain_dpm.sequence.Utterance
             ``utt`` itself, or a copy with the predicted emotion token.
         """
-        if not getattr(self.sllm, "emotion_feedback", False):
+        if not self.sllm.emotion_feedback:
             return utt
         return with_emotion(utt, int(logits.argmax()), self.sllm.space)
 
     def predict_dialogue(self, utts):
-        """Emotion logits of every utterance of a conversation.
+        """Emotion logits of every utterance of one conversation.
 
         Arguments
         ---------
@@ -164,33 +348,52 @@ class ContextStrategy:
         torch.Tensor
             [N, C] logits.
         """
-        self.start()
-        try:
-            logits = [self.push(utt) for utt in utts]
-        finally:
-            self.close()
-        return torch.stack(logits)
+        return self.predict_dialogues([utts], batch_size=1)[0]
 
     @torch.no_grad()
-    def read(self, window):
-        """Emotion logits at the last position of a window (one forward).
+    def hidden_many(self, windows):
+        """Hidden states of windows, right-padded into one forward of the
+        model without memory.
+
+        Returns
+        -------
+        tuple
+            ([B, T, H] hidden states, [B] lengths on the model's device).
+        """
+        device = self.sllm.token_out.device
+        batch = collate_windows(windows)
+        lengths = batch["lengths"].to(device)
+        feats = batch["feats"]
+        hidden = self.sllm.hidden_states(
+            batch["tokens"].to(device),
+            None if feats is None else feats.to(device),
+            # Unpadded: no mask, the exact computation of a lone window.
+            lengths if bool((lengths != lengths[0]).any()) else None,
+        )
+        return hidden, lengths
+
+    def read_many(self, windows):
+        """Emotion logits at the last position of each window.
 
         Arguments
         ---------
-        window : speechbrain_dpm.sequence.Window
-            The window; its last token is the ``<audio_end>`` read.
+        windows : list of speechbrain_dpm.sequence.Window
+            Each ends with the ``<audio_end>`` read.
 
         Returns
         -------
         torch.Tensor
-            [C] logits.
+            [B, C] logits (float, on the CPU).
         """
-        device = self.sllm.token_out.device
-        feats = window.feats
-        if feats is not None:
-            feats = feats[None].to(device)
-        hidden = self.sllm.hidden_states(window.tokens[None].to(device), feats)
-        return self.sllm.emotion_logits(hidden[0, -1]).float().cpu()
+        hidden, lengths = self.hidden_many(windows)
+        rows = torch.arange(len(windows), device=hidden.device)
+        logits = self.sllm.emotion_logits(hidden[rows, lengths - 1])
+        return logits.float().cpu()
+
+    def read(self, window):
+        """Emotion logits at the last position of one window: [C]."""
+        with self.autocast():
+            return self.read_many([window])[0]
 
 
 @register("sliding")
@@ -206,22 +409,19 @@ class SlidingWindow(ContextStrategy):
     n_limit : int, optional
         Hard bound of a window; an utterance longer than
         ``n_limit - n_context`` is read from its last tokens only.
+    precision : str
+        Autocast precision (see ``ContextStrategy``).
     """
 
-    def __init__(self, sllm, n_context=256, n_limit=None):
-        super().__init__(sllm)
+    def __init__(self, sllm, n_context=256, n_limit=None, precision="fp32"):
+        super().__init__(sllm, precision)
         self.n_context = n_context
         self.n_limit = n_limit
-        self.history = []
         self.n_truncated = 0
 
-    def start(self):
-        """Begins a conversation with an empty history."""
-        self.history = []
-
-    def window(self, utt):
-        """The read window of ``utt`` given the history."""
-        window = context_window(self.history, utt, self.n_context)
+    def window(self, conv, utt):
+        """The read window of ``utt`` given the conversation's history."""
+        window = context_window(conv.history, utt, self.n_context)
         if self.n_limit is not None and len(window.tokens) > self.n_limit:
             self.n_truncated += 1
             window.tokens = window.tokens[-self.n_limit :]
@@ -231,23 +431,22 @@ class SlidingWindow(ContextStrategy):
             window.emo_positions = [self.n_limit - 1]
         return window
 
-    def remember(self, utt):
+    def remember(self, conv, utt):
         """Appends ``utt`` to the history, keeping only what a window uses."""
-        self.history.append(utt)
-        total = sum(len(u) for u in self.history)
-        while self.history and total - len(self.history[0]) >= self.n_context:
-            total -= len(self.history.pop(0))
+        history = conv.history
+        history.append(utt)
+        total = sum(len(u) for u in history)
+        while history and total - len(history[0]) >= self.n_context:
+            total -= len(history.pop(0))
 
-    def push(self, utt):
-        """Reads ``utt`` in its window, then remembers it (with its
+    def _push_many(self, convs, utts):
+        """Reads each utterance in its window, then remembers it (with its
         predicted emotion under emotion feedback)."""
-        logits = self.read(self.window(utt))
-        self.remember(self.feed_back(utt, logits))
+        windows = [self.window(c, u) for c, u in zip(convs, utts)]
+        logits = self.read_many(windows)
+        for conv, utt, row in zip(convs, utts, logits):
+            self.remember(conv, self.feed_back(utt, row))
         return logits
-
-    def close(self):
-        """Drops the history."""
-        self.history = []
 
 
 @register("utterance")
@@ -260,12 +459,25 @@ class UtteranceOnly(SlidingWindow):
         The model.
     n_limit : int, optional
         Hard bound of a window.
+    precision : str
+        Autocast precision (see ``ContextStrategy``).
     **kwargs
         Ignored (so every strategy takes the same options).
     """
 
-    def __init__(self, sllm, n_limit=None, **kwargs):
-        super().__init__(sllm, n_context=0, n_limit=n_limit)
+    def __init__(self, sllm, n_limit=None, precision="fp32", **kwargs):
+        super().__init__(sllm, 0, n_limit, precision)
+
+    def read_utterances(self, utts, batch_size=16):
+        """[N, C] logits of utterances read alone, ``batch_size`` at once."""
+        conv = Conversation(0)
+        windows = [self.window(conv, u) for u in utts]
+        with self.autocast():
+            parts = [
+                self.read_many(windows[i : i + batch_size])
+                for i in range(0, len(windows), batch_size)
+            ]
+        return torch.cat(parts)
 
 
 @register("one_pass")
@@ -287,48 +499,69 @@ class OnePass(ContextStrategy):
         The model.
     max_tokens : int
         The context window.
+    precision : str
+        Autocast precision (see ``ContextStrategy``).
     **kwargs
         Ignored (so every strategy takes the same options).
     """
 
-    def __init__(self, sllm, max_tokens=1024, **kwargs):
-        super().__init__(sllm)
+    def __init__(self, sllm, max_tokens=1024, precision="fp32", **kwargs):
+        super().__init__(sllm, precision)
         self.max_tokens = max_tokens
-        self._group, self._size = [], 0
 
-    def start(self):
+    def open(self):
         """Begins a conversation: an empty window."""
-        self._group, self._size = [], 0
+        conv = super().open()
+        conv.size = 0
+        return conv
 
-    def push(self, utt):
-        """Labels the next utterance (the same cut as ``pack_dialogue``)."""
+    def _push_many(self, convs, utts):
+        """Labels the next utterances (the same cuts as ``pack_dialogue``)."""
         # Under emotion feedback the utterance will take one more token,
         # as it did in training's windows.
-        size = len(utt) + int(getattr(self.sllm, "emotion_feedback", False))
-        if self._group and self._size + size > self.max_tokens:
-            self._group, self._size = [], 0
-        (window,) = pack_dialogue(self._group + [utt], self.max_tokens)
-        logits = self.read(window)
-        self._group.append(self.feed_back(utt, logits))
-        self._size += size
+        extra = int(self.sllm.emotion_feedback)
+        windows = []
+        for conv, utt in zip(convs, utts):
+            if conv.history and conv.size + len(utt) + extra > self.max_tokens:
+                conv.history, conv.size = [], 0
+            (window,) = pack_dialogue(conv.history + [utt], self.max_tokens)
+            windows.append(window)
+        logits = self.read_many(windows)
+        for conv, utt, row in zip(convs, utts, logits):
+            conv.history.append(self.feed_back(utt, row))
+            conv.size += len(utt) + extra
         return logits
 
-    def close(self):
-        """Ends the conversation."""
-        self.start()
-
     @torch.no_grad()
-    def predict_dialogue(self, utts):
-        """Emotion logits of every utterance, one forward per window (per
-        utterance under emotion feedback: each read needs the predictions
-        of the turns before it)."""
-        if getattr(self.sllm, "emotion_feedback", False):
-            return super().predict_dialogue(utts)
-        device = self.sllm.token_out.device
-        logits = []
-        for win in pack_dialogue(utts, self.max_tokens):
-            feats = None if win.feats is None else win.feats[None].to(device)
-            hidden = self.sllm.hidden_states(win.tokens[None].to(device), feats)
-            pos = torch.tensor(win.emo_positions, device=device)
-            logits.append(self.sllm.emotion_logits(hidden[0, pos]).cpu())
-        return torch.cat(logits).float()
+    def predict_dialogues(self, dialogues, batch_size=1, on_done=None):
+        """Emotion logits of every utterance, one forward per packed window
+        (``batch_size`` windows at once); per utterance under emotion
+        feedback, where each read needs the predictions before it."""
+        if self.sllm.emotion_feedback:
+            return super().predict_dialogues(dialogues, batch_size, on_done)
+        windows_of = [
+            pack_dialogue(utts, self.max_tokens) if len(utts) else []
+            for utts in dialogues
+        ]
+        windows = [
+            (index, win)
+            for index, wins in enumerate(windows_of)
+            for win in wins
+        ]
+        logits = [[] for _ in dialogues]
+        for lo in range(0, len(windows), batch_size):
+            part = windows[lo : lo + batch_size]
+            with self.autocast():
+                hidden, _ = self.hidden_many([win for _, win in part])
+                for row, (index, win) in enumerate(part):
+                    rows = self.sllm.emotion_logits(
+                        hidden[row, win.emo_positions]
+                    )
+                    logits[index].append(rows.float().cpu())
+                    if on_done is not None and win is windows_of[index][-1]:
+                        on_done(index)
+        n_classes = self.sllm.space.n_emotions
+        return [
+            torch.cat(rows) if rows else torch.empty(0, n_classes)
+            for rows in logits
+        ]

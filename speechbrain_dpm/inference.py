@@ -31,7 +31,6 @@ Authors
  * speechbrain_dpm developers 2026
 """
 
-import contextlib
 import csv
 import os
 import shutil
@@ -646,11 +645,13 @@ class DPMEmotionRecognizer(Pretrained):
     Parameter Memory by default), whose memory is reset at the start and
     end of each conversation.
 
-    One conversation at a time: while a :meth:`stream` session is open,
-    :meth:`classify_dialogue`, :meth:`classify_long_audio` and another
-    session raise ``RuntimeError`` (they would reset its memory). The
-    single-utterance methods work at any time (the memory is switched off
-    for them).
+    Many conversations at once: each conversation (a dialogue, a long
+    recording, a :meth:`stream` session) has its own memory slot, so
+    sessions can be open side by side, :meth:`classify_dialogues` reads
+    several dialogues as one batch, and :meth:`push_streams` serves the
+    pushes of several sessions in one step. ``batch_size`` (default
+    ``BATCH_SIZE``) bounds how many conversations are read at once; the
+    precision is SpeechBrain's ``run_opts={"precision": "bf16"}``.
 
     Arguments
     ---------
@@ -681,6 +682,8 @@ class DPMEmotionRecognizer(Pretrained):
         "sample_rate",
     ]
     MODULES_NEEDED = ["frame_encoder", "codebook", "sllm"]
+    #: Conversations read at once by default (benchmarks/README.md).
+    BATCH_SIZE = 8
 
     def __init__(self, *args, **kwargs):
         modules = kwargs.get("modules", args[0] if args else None)
@@ -709,13 +712,16 @@ class DPMEmotionRecognizer(Pretrained):
         self.label_encoder.expect_len(len(self.emotions))
         self._check_consistency()
         opts = dict(self.hparams.strategy_opts or {})
+        opts.setdefault("precision", self.precision)
         self.strategy = build_strategy(
             self.hparams.strategy, self.mods.sllm, **opts
         )
         self.utterance_strategy = build_strategy(
-            "utterance", self.mods.sllm, n_limit=opts.get("n_limit")
+            "utterance",
+            self.mods.sllm,
+            n_limit=opts.get("n_limit"),
+            precision=opts["precision"],
         )
-        self._session = None
         # Not an attribute: a Module there would become a submodule.
         self._vad_cache = {}
 
@@ -920,24 +926,6 @@ class DPMEmotionRecognizer(Pretrained):
             self.emotions[index], probs, index, float(probs[index])
         )
 
-    def _no_memory(self):
-        """Context in which the strategy's memory (if any) is switched off."""
-        memory = getattr(self.strategy, "memory", None)
-        return memory.disabled() if memory is not None else _null()
-
-    def _check_free(self, what):
-        if self._session is not None:
-            raise RuntimeError(
-                f"{what}: a stream() session is open; close it first (one "
-                "conversation at a time shares the model's memory)"
-            )
-
-    def _forget_records(self):
-        """Drops per-utterance diagnostics so memory use stays constant."""
-        clear = getattr(self.strategy, "clear_records", None)
-        if clear is not None:
-            clear()
-
     # -- single utterances -------------------------------------------------
 
     def classify_batch(self, wavs, wav_lens=None):
@@ -990,12 +978,8 @@ class DPMEmotionRecognizer(Pretrained):
         return out_prob, score, index, text_lab
 
     def _utterance_logits(self, utts):
-        """[N, C] logits of utterances read alone (memory switched off)."""
-        strategy = self.utterance_strategy
-        with self._no_memory():
-            return torch.stack(
-                [strategy.read(strategy.window(u)) for u in utts]
-            )
+        """[N, C] logits of utterances read alone (no memory)."""
+        return self.utterance_strategy.read_utterances(utts, self.BATCH_SIZE)
 
     def classify_file(self, path):
         """Emotion of one audio file (utterance-only context).
@@ -1022,9 +1006,8 @@ class DPMEmotionRecognizer(Pretrained):
     def classify_dialogue(self, wavs_or_paths, speakers=None):
         """Emotions of the utterances of one conversation, in order.
 
-        The utterances go through the configured strategy (DPM memory by
-        default) as one conversation; its memory starts empty and is
-        discarded at the end.
+        The utterances go through the configured strategy as one
+        conversation; its memory starts empty and is discarded at the end.
 
         Arguments
         ---------
@@ -1039,23 +1022,61 @@ class DPMEmotionRecognizer(Pretrained):
         list of EmotionPrediction
             One per utterance (``label, probs = prediction``).
         """
-        self._check_free("classify_dialogue")
-        items = list(wavs_or_paths)
-        if speakers is not None and len(speakers) != len(items):
+        return self.classify_dialogues([wavs_or_paths], [speakers])[0]
+
+    def classify_dialogues(self, dialogues, speakers=None, batch_size=None):
+        """Emotions of many conversations, read side by side.
+
+        Each dialogue is one conversation with its own memory; up to
+        ``batch_size`` are read at once (continuous batching), and each gets
+        the labels it would get alone.
+
+        Arguments
+        ---------
+        dialogues : list of list of (str or torch.Tensor)
+            The conversations, each a list of utterances in order.
+        speakers : list of (list of str or None), optional
+            Speakers of each dialogue's utterances.
+        batch_size : int, optional
+            Conversations read at once (default ``BATCH_SIZE``).
+
+        Returns
+        -------
+        list of list of EmotionPrediction
+            One list per dialogue.
+        """
+        if speakers is None:
+            speakers = [None] * len(dialogues)
+        if len(speakers) != len(dialogues):
             raise ValueError(
-                f"{len(speakers)} speakers for {len(items)} utterances"
+                f"{len(speakers)} speaker lists for {len(dialogues)} dialogues"
             )
-        if not items:
-            return []
-        wavs = [
-            self._as_waveform(x, f"utterance {i}") for i, x in enumerate(items)
+        encoded = []
+        for d, (items, names) in enumerate(zip(dialogues, speakers)):
+            items = list(items)
+            if names is not None and len(names) != len(items):
+                raise ValueError(
+                    f"dialogue {d}: {len(names)} speakers for {len(items)} "
+                    "utterances"
+                )
+            wavs = [
+                self._as_waveform(x, f"dialogue {d}, utterance {i}")
+                for i, x in enumerate(items)
+            ]
+            encoded.append(self.encode_utterances(wavs, names) if wavs else [])
+        return [
+            [self._prediction(row) for row in logits]
+            for logits in self._read_conversations(encoded, batch_size)
         ]
-        utts = self.encode_utterances(wavs, speakers)
+
+    def _read_conversations(self, dialogues, batch_size=None):
+        """[N_i, C] logits of encoded conversations, read side by side."""
         try:
-            logits = self.strategy.predict_dialogue(utts)
+            return self.strategy.predict_dialogues(
+                dialogues, batch_size or self.BATCH_SIZE
+            )
         finally:
-            self._forget_records()
-        return [self._prediction(row) for row in logits]
+            self.strategy.clear_records()
 
     def stream(self):
         """Opens a live conversation: push utterances one at a time.
@@ -1072,6 +1093,34 @@ class DPMEmotionRecognizer(Pretrained):
         ...         label, probs = session.push(wav)
         """
         return StreamSession(self)
+
+    def push_streams(self, pushes):
+        """Serves the next utterance of several open sessions in one step.
+
+        Arguments
+        ---------
+        pushes : list of (StreamSession, wav) or (StreamSession, wav,
+            speaker)
+            At most one utterance per session.
+
+        Returns
+        -------
+        list of EmotionPrediction
+            In the order of ``pushes``; the same labels as pushing each
+            session alone.
+        """
+        sessions = [p[0] for p in pushes]
+        utts = []
+        for session, wav, *speaker in pushes:
+            if session.recognizer is not self:
+                raise ValueError("a session of another recognizer")
+            name = f"utterance {session.n_pushed}"
+            wav = self._as_waveform(wav, name)
+            utts.append(session.encode(wav, speaker[0] if speaker else None))
+        return [
+            self._prediction(row)
+            for row in StreamSession.push_many(sessions, utts)
+        ]
 
     # -- long recordings ---------------------------------------------------
 
@@ -1113,20 +1162,23 @@ class DPMEmotionRecognizer(Pretrained):
         min_silence=0.3,
         vad_threshold=0.5,
         progressbar=False,
+        batch_size=None,
     ):
-        """Emotions along one long recording (a whole conversation).
+        """Emotions along long recordings (each a whole conversation).
 
         silero-vad (bundled weights, offline) finds the speech segments;
         segments longer than ``max_segment`` are cut into equal pieces; the
-        segments are then labelled in order as one conversation through the
-        configured strategy (DPM memory by default).
+        segments of a recording are then labelled in order as one
+        conversation through the configured strategy. Several recordings
+        are read side by side, each with its own memory.
 
         Arguments
         ---------
-        path : str or path-like
-            The recording (any rate, mono or multi-channel).
-        csv_path : str, optional
-            Also write ``start,end,label,score,p_<class>...`` rows there.
+        path : str or path-like, or list of them
+            The recording(s) (any rate, mono or multi-channel).
+        csv_path : str or list of str, optional
+            Also write ``start,end,label,score,p_<class>...`` rows there
+            (one path per recording).
         min_speech : float
             Shortest kept segment, in seconds.
         max_segment : float
@@ -1136,45 +1188,48 @@ class DPMEmotionRecognizer(Pretrained):
         vad_threshold : float
             silero-vad speech probability threshold.
         progressbar : bool
-            Show a tqdm bar over the segments.
+            Show a tqdm bar over the segments' encoding.
+        batch_size : int, optional
+            Recordings read at once (default ``BATCH_SIZE``).
 
         Returns
         -------
-        list of Segment
+        list of Segment, or a list of them per recording
             In time order; empty (with a warning, and a CSV with the header
-            only) when the recording is silent or has no speech.
+            only) when a recording is silent or has no speech.
 
         Raises
         ------
         FileNotFoundError
-            If the file does not exist.
+            If a file does not exist.
         ValueError
             If it cannot be read, is empty or has NaN samples, or on bad
             arguments.
         """
-        self._check_free("classify_long_audio")
         if max_segment <= 0 or min_speech < 0 or min_speech > max_segment:
             raise ValueError(
                 "need 0 <= min_speech <= max_segment and max_segment > 0, "
                 f"got min_speech={min_speech}, max_segment={max_segment}"
             )
-        wav = read_audio_16k(path, allow_silence=True)
-        spans = []
-        if float(wav.abs().max()) >= SILENCE_PEAK:
-            spans = self._speech_segments(
-                wav, min_speech, max_segment, min_silence, vad_threshold
+        single = isinstance(path, (str, os.PathLike))
+        paths = [path] if single else list(path)
+        csv_paths = [csv_path] if single else csv_path
+        if csv_paths is not None and len(csv_paths) != len(paths):
+            raise ValueError(
+                f"{len(csv_paths)} CSV paths for {len(paths)} recordings"
             )
-        if not spans:
-            logger.warning("%s: no speech found", os.fspath(path))
-        segments = []
-        iterator = spans
-        if progressbar:
-            from tqdm import tqdm
-
-            iterator = tqdm(spans, desc="Segments", unit="seg")
-        with self.stream() as session:
-            for lo, hi in iterator:
-                pred = session._push(wav[lo:hi])
+        spans, dialogues = [], []
+        vad = (min_speech, max_segment, min_silence, vad_threshold)
+        for item in paths:
+            found, utts = self._long_audio_utterances(item, progressbar, *vad)
+            spans.append(found)
+            dialogues.append(utts)
+        results = []
+        logits = self._read_conversations(dialogues, batch_size)
+        for d, (found, rows) in enumerate(zip(spans, logits)):
+            segments = []
+            for (lo, hi), row in zip(found, rows):
+                pred = self._prediction(row)
                 segments.append(
                     Segment(
                         lo / SAMPLE_RATE,
@@ -1183,14 +1238,39 @@ class DPMEmotionRecognizer(Pretrained):
                         pred.probs,
                     )
                 )
-        if csv_path is not None:
-            write_segments_csv(csv_path, segments, self.emotions)
-        return segments
+            if csv_paths is not None and csv_paths[d] is not None:
+                write_segments_csv(csv_paths[d], segments, self.emotions)
+            results.append(segments)
+        return results[0] if single else results
 
+    def _long_audio_utterances(
+        self, path, progressbar, min_speech, max_segment, min_silence, threshold
+    ):
+        """A recording's speech spans (samples) and their utterances."""
+        from tqdm import tqdm
 
-def _null():
-    """An empty context manager."""
-    return contextlib.nullcontext()
+        wav = read_audio_16k(path, allow_silence=True)
+        spans = []
+        if float(wav.abs().max()) >= SILENCE_PEAK:
+            spans = self._speech_segments(
+                wav, min_speech, max_segment, min_silence, threshold
+            )
+        if not spans:
+            logger.warning("%s: no speech found", os.fspath(path))
+        utts = []
+        bar = tqdm(
+            total=len(spans),
+            desc="Segments",
+            unit="seg",
+            disable=not progressbar,
+        )
+        # A few segments at a time: the encoder's memory stays bounded.
+        for lo in range(0, len(spans), self.BATCH_SIZE):
+            part = spans[lo : lo + self.BATCH_SIZE]
+            utts += self.encode_utterances([wav[a:b] for a, b in part])
+            bar.update(len(part))
+        bar.close()
+        return spans, utts
 
 
 def write_segments_csv(csv_path, segments, emotions):
@@ -1235,10 +1315,11 @@ class StreamSession:
     """A live conversation with a DPMEmotionRecognizer.
 
     ``push`` labels the next utterance with everything heard so far in the
-    session (the strategy's bounded sliding history and its fixed-size
-    LoRA memory, so memory use does not grow with the conversation);
-    ``close`` discards the memory. Sessions are context managers. Only one
-    session per model can be open at a time.
+    session (the strategy's bounded sliding history and the session's own
+    memory slot, so memory use does not grow with the conversation);
+    ``close`` discards them. Sessions are context managers; any number can
+    be open at once, and ``DPMEmotionRecognizer.push_streams`` serves
+    several of them in one step.
 
     Arguments
     ---------
@@ -1254,13 +1335,11 @@ class StreamSession:
     """
 
     def __init__(self, recognizer):
-        recognizer._check_free("stream")
         self.recognizer = recognizer
         self.n_pushed = 0
         self.speakers = {}  # distinct speakers, in order of appearance
         self.closed = False
-        recognizer._session = self
-        recognizer.strategy.start()
+        self.conversation = recognizer.strategy.open()
 
     def push(self, wav, speaker=None):
         """Labels the next utterance of the conversation.
@@ -1285,6 +1364,11 @@ class StreamSession:
 
     def _push(self, wav, speaker=None):
         """Labels a checked 1-D 16 kHz waveform."""
+        (logits,) = self.push_many([self], [self.encode(wav, speaker)])
+        return self.recognizer._prediction(logits)
+
+    def encode(self, wav, speaker=None):
+        """A checked waveform as this conversation's next utterance."""
         from speechbrain_dpm.sequence import speaker_slots
 
         if self.closed:
@@ -1299,23 +1383,28 @@ class StreamSession:
             slots = speaker_slots([*self.speakers, name], n_slots)[-1:]
         if name:
             self.speakers.setdefault(name)
-        utt = rec.encode_utterances([wav], [name], slots)[0]
-        try:
-            logits = rec.strategy.push(utt)
-        finally:
-            rec._forget_records()
-        self.n_pushed += 1
-        return rec._prediction(logits)
+        return rec.encode_utterances([wav], [name], slots)[0]
+
+    @staticmethod
+    def push_many(sessions, utts):
+        """[B, C] logits of the next utterance of several sessions."""
+        if any(s.closed for s in sessions):
+            raise RuntimeError("push() on a closed stream session")
+        strategy = sessions[0].recognizer.strategy
+        convs = [s.conversation for s in sessions]
+        logits = strategy.push_many(convs, utts)
+        for session in sessions:
+            # Per-utterance diagnostics would grow with the call: drop them.
+            session.conversation.records.clear()
+            session.n_pushed += 1
+        return logits
 
     def close(self):
         """Ends the conversation; its memory and history are discarded."""
         if self.closed:
             return
         self.closed = True
-        try:
-            self.recognizer.strategy.close()
-        finally:
-            self.recognizer._session = None
+        self.recognizer.strategy.release(self.conversation)
 
     def __enter__(self):
         return self

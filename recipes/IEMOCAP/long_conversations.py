@@ -71,14 +71,14 @@ PLAIN_ROWS = {
 #: Where the temporary LoRA lives (read with the plain model, --test_only).
 PLACEMENT_ROWS = {
     "dpm_attention": {
-        "strategy": "dpm_placed",
-        "placement": "attention",
+        "strategy": "dpm",
+        "target_modules": "attention",
         "n_context": N_R,
         "n_limit": N_LIMIT,
         "diagnostics": True,
     },
     "dpm_shielded": {
-        "strategy": "dpm_placed",
+        "strategy": "dpm",
         "shield": True,
         "n_context": N_R,
         "n_limit": N_LIMIT,
@@ -87,7 +87,7 @@ PLACEMENT_ROWS = {
 }
 #: More placements, read with seed 1's plain model only (CPU time).
 PLACEMENT_ROWS_B = {
-    name: {**PLACEMENT_ROWS["dpm_attention"], "placement": placement}
+    name: {**PLACEMENT_ROWS["dpm_attention"], "target_modules": placement}
     for name, placement in (("dpm_mlp", "mlp"), ("dpm_lower2", "lower-2"))
 }
 #: One memory setting changed at a time from the recipe's defaults (read
@@ -153,7 +153,7 @@ SWEEP_PARTS = {
 AWARE_ROWS = {
     "sliding": PLAIN_ROWS["sliding"],
     "dpm": {
-        "strategy": "dpm_placed",
+        "strategy": "dpm",
         "n_context": N_R,
         "n_limit": N_LIMIT,
         "diagnostics": True,
@@ -539,7 +539,7 @@ def paired_ci(pairs, n_classes, n_boot=2000, seed=0):
 
 def summarize(args):
     """Pools the runs into ``summary.json`` / ``summary.md`` / plots."""
-    from speechbrain_dpm.memory import summarize_diagnostics
+    from speechbrain_dpm.dpm_strategy import summarize_diagnostics
     from speechbrain_dpm.metrics import (
         accuracy_by_position,
         classification_metrics,

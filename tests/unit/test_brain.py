@@ -252,11 +252,11 @@ def test_feedback_strategies_feed_back_their_own_predictions(tmp_path, data):
     space = sllm.space
     _, utts = data[0]
     sliding = build_strategy("sliding", sllm, n_context=10**6)
-    sliding.start()
+    conv = sliding.open()
     logits = []
     for utt in utts:
-        logits.append(sliding.push(utt))
-        fed = sliding.history[-1].tokens[-1]
+        logits.append(sliding.push_many([conv], [utt])[0])
+        fed = conv.history[-1].tokens[-1]
         assert fed == space.emotion(int(logits[-1].argmax()))
     # A one pass with room for everything reads the same windows.
     one_pass = build_strategy("one_pass", sllm, max_tokens=10**6)

@@ -13,11 +13,10 @@ from speechbrain_dpm.context import build_strategy
 from speechbrain_dpm.dpm_training import (
     DialogueRunDataset,
     DPMAwareBrain,
-    FunctionalLoRA,
-    PlacedLoRAMemory,
     collate_runs,
     inner_window,
 )
+from speechbrain_dpm.memory import LoRAMemory
 from speechbrain_dpm.sequence import context_window, make_utterance
 from speechbrain_dpm.sllm import EmotionSLLM, tiny_llm
 
@@ -192,21 +191,21 @@ def test_gradients_reach_fixed_lora_through_the_inner_step(data, optimizer):
 
 
 def test_inner_loop_is_the_inference_write(data):
-    """First-order AdamW inner loop == PlacedLoRAMemory's writes."""
+    """First-order AdamW inner loop == the inference memory's writes."""
     brain, sllm = make_brain(inner_lr=1e-2, memory_placement="attention")
     dataset = items_of(brain, data)
     item_index = 1
     weights, losses = brain.inner_loop(collate_runs([dataset[item_index]]))
     d, start, n_in, _ = dataset.items[item_index]
     utts = dataset.dialogues[d]
-    memory = PlacedLoRAMemory(
-        sllm, placement="attention", rank=2, alpha=4, lr=1e-2
+    memory = LoRAMemory(
+        sllm, target_modules="attention", rank=2, alpha=4, lr=1e-2
     )
     outs = [
         memory.write(inner_window(utts[:i], utts[i], 10))
         for i in range(start - n_in, start)
     ]
-    for w_train, w_inf in zip(weights, memory.params):
+    for w_train, w_inf in zip(weights, memory.weights):
         assert torch.allclose(w_train, w_inf, atol=1e-4)
     assert torch.allclose(
         losses[:, 0], torch.tensor([o.loss for o in outs]), atol=1e-5
@@ -229,8 +228,16 @@ def test_inner_loop_is_the_inference_write(data):
 def test_placement_presets(placement, layers, input_proj, expected):
     # (the input projection learns only if the audio loss sees features)
     sllm = make_sllm(audio_loss_input="units+continuous")
-    lora = FunctionalLoRA(sllm, 2, 4, placement, layers, input_proj)
-    with lora.applied(lora.init_weights()):
+    lora = LoRAMemory(
+        sllm,
+        rank=2,
+        alpha=4,
+        target_modules=placement,
+        layers=layers,
+        input_proj=input_proj,
+        lr=1e-2,
+    )
+    with lora.applied(lora.fresh_weights()):
         hooked = lora.hooked_modules()
     assert len(hooked) == len(lora.sites) == expected
     assert not lora.hooked_modules()
@@ -244,22 +251,23 @@ def test_placement_presets(placement, layers, input_proj, expected):
     if "lower-1" in placement:
         assert all(n.startswith("layers.0.") for n in names)
     assert ("feat_proj" in names) == (input_proj or placement == "input-proj")
-    # A written memory sits exactly there, and nowhere after a reset.
-    memory = PlacedLoRAMemory(
-        sllm, placement, layers, input_proj, rank=2, lr=1e-2
-    )
+    # A written slot sits exactly there, and nowhere after a reset.
     utts = dialogue(sllm.space, 2)
-    memory.write(context_window(utts[:1], utts[1], 8))
-    assert len(memory.lora.hooked_modules()) == expected
-    memory.reset()
-    assert not memory.lora.hooked_modules()
+    lora.write(context_window(utts[:1], utts[1], 8))
+    with lora.slot_context([0]):
+        assert len(lora.hooked_modules()) == expected
+    lora.reset()
+    with lora.slot_context([0]):
+        assert not lora.hooked_modules()
 
 
 def test_input_proj_alone_needs_features_in_the_audio_loss():
     with pytest.raises(ValueError, match="never gets a gradient"):
-        FunctionalLoRA(make_sllm(), 2, 4, "input-proj")
+        LoRAMemory(make_sllm(), target_modules="input-proj")
     # Next to decoder layers it is allowed (and simply gets no gradient).
-    memory = PlacedLoRAMemory(make_sllm(), "attention", input_proj=True, rank=2)
+    memory = LoRAMemory(
+        make_sllm(), target_modules="attention", input_proj=True, rank=2
+    )
     utts = dialogue(memory.sllm.space, 2)
     memory.write(context_window(utts[:1], utts[1], 8))
     assert memory.n_steps == 1
@@ -269,10 +277,10 @@ def test_bad_placements():
     sllm = make_sllm()
     for bad in ("lower-9", "heads", "lower-0"):
         with pytest.raises(ValueError):
-            FunctionalLoRA(sllm, 2, 4, bad)
+            LoRAMemory(sllm, target_modules=bad)
     units_only = EmotionSLLM(tiny_llm(), K, 4, audio_input="units")
     with pytest.raises(ValueError):
-        FunctionalLoRA(units_only, 2, 4, "input-proj")
+        LoRAMemory(units_only, target_modules="input-proj")
 
 
 def dialogue(space, n, seed=1, zero_feats=False):
@@ -289,7 +297,7 @@ def dialogue(space, n, seed=1, zero_feats=False):
 
 
 def written_memory(sllm, utts, **kwargs):
-    memory = PlacedLoRAMemory(sllm, rank=2, alpha=4, lr=0.05, **kwargs)
+    memory = LoRAMemory(sllm, rank=2, alpha=4, lr=0.05, **kwargs)
     for i, utt in enumerate(utts):
         memory.write(context_window(utts[:i], utt, 8))
     return memory
@@ -297,8 +305,8 @@ def written_memory(sllm, utts, **kwargs):
 
 def test_position_mask_of_the_functional_lora():
     sllm = make_sllm().eval()
-    lora = FunctionalLoRA(sllm, 2, 4, "all-linear")
-    weights = [w + 0.3 for w in lora.init_weights()]
+    lora = LoRAMemory(sllm, rank=2, alpha=4)
+    weights = [w + 0.3 for w in lora.fresh_weights()]
     proj = sllm.llm.get_decoder().layers[0].self_attn.q_proj
     x = torch.randn(1, 5, 32)
     base = proj(x)
@@ -318,15 +326,13 @@ def test_shielded_read_ignores_memory_on_the_current_utterance():
     ctx = dialogue(sllm.space, 3, zero_feats=True)
     utt = dialogue(sllm.space, 1, seed=5)[0]
     memory = written_memory(
-        sllm, dialogue(sllm.space, 3, seed=7), placement="input-proj"
+        sllm, dialogue(sllm.space, 3, seed=7), target_modules="input-proj"
     )
     window = context_window(ctx, utt, n_context=12)
-    with memory.disabled():
-        plain = memory.read(window)
-    memory.current_len = len(utt)
+    plain = memory.read(window, use_memory=False)
     unshielded = memory.read(window)
     memory.shield = True
-    shielded = memory.read(window)
+    shielded = memory.read(window, current_lens=[len(utt)])
     assert not torch.allclose(unshielded, plain)
     assert torch.equal(shielded, plain)
 
@@ -335,14 +341,13 @@ def test_shielded_read_uses_memory_on_the_context_only():
     sllm = make_sllm().eval()
     utts = dialogue(sllm.space, 4)
     memory = written_memory(sllm, utts[:3], shield=True)
-    memory.current_len = len(utts[3])
+    cur = [len(utts[3])]
     alone = context_window([], utts[3], n_context=0)
     with_ctx = context_window(utts[:3], utts[3], n_context=12)
     reads = {}
     for name, window in (("alone", alone), ("ctx", with_ctx)):
-        with memory.disabled():
-            reads[name, "off"] = memory.read(window)
-        reads[name, "shield"] = memory.read(window)
+        reads[name, "off"] = memory.read(window, use_memory=False)
+        reads[name, "shield"] = memory.read(window, current_lens=cur)
         memory.shield = False
         reads[name, "full"] = memory.read(window)
         memory.shield = True
@@ -360,13 +365,13 @@ def test_every_zero_equals_sliding(shield):
     utts = dialogue(sllm.space, 5)
     sliding = build_strategy("sliding", sllm, n_context=10)
     placed = build_strategy(
-        "dpm_placed",
+        "dpm",
         sllm,
         n_context=10,
         every=0,
         rank=2,
         lr=0.05,
-        placement="attention",
+        target_modules="attention",
         input_proj=True,
         shield=shield,
     )
@@ -375,21 +380,11 @@ def test_every_zero_equals_sliding(shield):
     )
 
 
-def test_placed_all_linear_equals_peft_memory():
-    """The functional LoRA computes what the peft memory adapter does."""
-    sllm = make_sllm().eval()
-    utts = dialogue(sllm.space, 4)
-    opts = {"n_context": 10, "rank": 2, "alpha": 4, "lr": 0.05}
-    peft_dpm = build_strategy("dpm", sllm, **opts).predict_dialogue(utts)
-    placed = build_strategy("dpm_placed", sllm, **opts).predict_dialogue(utts)
-    assert torch.allclose(peft_dpm, placed, atol=1e-4)
-
-
 def test_shielded_strategy_reads_every_utterance_shielded():
     sllm = make_sllm().eval()
     utts = dialogue(sllm.space, 4)
     strategy = build_strategy(
-        "dpm_placed",
+        "dpm",
         sllm,
         n_context=10,
         rank=2,
@@ -400,10 +395,11 @@ def test_shielded_strategy_reads_every_utterance_shielded():
     )
     got = strategy.predict_dialogue(utts)
     # Replay: write 0..t, then a shielded read of t.
-    memory = PlacedLoRAMemory(sllm, rank=2, alpha=4, lr=0.05, shield=True)
+    memory = LoRAMemory(sllm, rank=2, alpha=4, lr=0.05, shield=True)
     for t, utt in enumerate(utts):
         memory.write(context_window(utts[:t], utt, 10))
-        memory.current_len = len(utt)
-        read = memory.read(context_window(utts[:t], utt, 10))
+        read = memory.read(
+            context_window(utts[:t], utt, 10), current_lens=[len(utt)]
+        )
         assert torch.allclose(got[t], read, atol=1e-6), t
     assert all(r["p_before"] is not None for r in strategy.records)

@@ -8,12 +8,8 @@ import pytest
 import torch
 
 from speechbrain_dpm.context import SlidingWindow, build_strategy
-from speechbrain_dpm.memory import (
-    MEMORY_ADAPTER,
-    DPMStrategy,
-    LoRAMemory,
-    summarize_diagnostics,
-)
+from speechbrain_dpm.dpm_strategy import DPMStrategy, summarize_diagnostics
+from speechbrain_dpm.memory import LoRAMemory
 from speechbrain_dpm.sequence import context_window, make_utterance
 from speechbrain_dpm.sllm import EmotionSLLM, tiny_llm
 
@@ -57,11 +53,10 @@ def one_thread():
 
 
 def snapshot(sllm):
-    """Every parameter of the SLLM except the memory, and its flags."""
+    """Every parameter of the SLLM, and its flags."""
     return {
         name: (param.detach().clone(), param.requires_grad)
         for name, param in sllm.named_parameters()
-        if f".{MEMORY_ADAPTER}" not in name
     }
 
 
@@ -85,7 +80,7 @@ def test_streaming_equals_per_sample(read_order):
         logits = memory.read(window_t)
         assert logits.argmax() == streamed[t].argmax()
         assert torch.allclose(logits, streamed[t], atol=1e-5)
-    memory.discard()
+    memory.reset()
 
 
 def test_never_is_sliding_window_and_every_k_counts_writes():
@@ -96,7 +91,7 @@ def test_never_is_sliding_window_and_every_k_counts_writes():
         dpm = build_strategy("dpm", sllm, n_context=12, every=every, **MEM)
         assert torch.equal(dpm.predict_dialogue(utts), baseline)
         assert dpm.n_writes == 0 and dpm.memory.n_steps == 0
-    # The memory adapter, now on the model, changes nothing once reset.
+    # A memory that was built on the model changes nothing once reset.
     after = SlidingWindow(sllm, n_context=12).predict_dialogue(utts)
     assert torch.equal(after, baseline)
 
@@ -114,23 +109,26 @@ def test_isolation_between_conversations():
     dia_b = make_dialogue(sllm.space, n=6, seed=3)
     dpm = DPMStrategy(sllm, n_context=10, **MEM)
     memory = dpm.memory
-    init = [p.detach().clone() for p in memory.params]
+    init = [w.clone() for w in memory.weights]
     b_alone = dpm.predict_dialogue(dia_b)
 
     # Not vacuous: within a conversation the memory and read-out change.
-    # (The baseline runs first: while a conversation is open, the shared
-    # model carries the memory.)
     base = SlidingWindow(sllm, n_context=10).predict_dialogue(dia_a)
     dpm.start()
     logits = torch.stack([dpm.push(utt) for utt in dia_a])
-    assert any(not torch.equal(p, q) for p, q in zip(memory.params, init))
+    assert any(not torch.equal(p, q) for p, q in zip(memory.weights, init))
     assert not torch.allclose(logits, base, atol=1e-3)
-    assert len(memory.optimizer.state) > 0
+    assert memory.state["step"].tolist() == [len(dia_a)]
+    # While it is open, a memory-less read of the model is unchanged.
+    assert torch.equal(
+        SlidingWindow(sllm, n_context=10).predict_dialogue(dia_a), base
+    )
     dpm.close()
 
-    assert all(torch.equal(p, q) for p, q in zip(memory.params, init))
-    assert len(memory.optimizer.state) == 0
-    assert all(p.grad is None for p in memory.params)
+    assert all(torch.equal(p, q) for p, q in zip(memory.weights, init))
+    assert memory.state["step"].tolist() == [0]
+    assert all(not v.any() for v in memory.state["exp_avg_sq"])
+    assert not memory.written.any() and not memory.hooked_modules()
     for _ in range(2):
         dpm.predict_dialogue(dia_a)
     with torch.no_grad():  # as in an evaluation loop: writes still work
@@ -144,9 +142,6 @@ def test_isolation_between_conversations():
         assert after[name][1] == flag, name
     for name, param in sllm.named_parameters():
         assert param.grad is None, name
-        if f".{MEMORY_ADAPTER}" in name:
-            assert not param.requires_grad
-    assert len(memory.optimizer.state) == 0
 
 
 def test_bounded_context_splits_long_utterances(monkeypatch):
@@ -171,7 +166,9 @@ def test_bounded_context_splits_long_utterances(monkeypatch):
     written = []
     write = dpm.memory.write
     monkeypatch.setattr(
-        dpm.memory, "write", lambda w: written.append(w) or write(w)
+        dpm.memory,
+        "write",
+        lambda ws, slots: written.extend(ws) or write(ws, slots),
     )
     dpm.predict_dialogue(utts)
 
@@ -263,18 +260,14 @@ def test_diagnostics_zero_lr_and_transfer():
         assert summary["drift"]["all"] > 1e-3
         assert summary["flips"]["n"] == 4
 
-    # An explicit name that is taken by another shape is an error.
-    with pytest.raises(ValueError, match="already has an adapter"):
-        LoRAMemory(sllm, rank=2, alpha=8, adapter_name="memory_r4_a8_all")
-
 
 def _one_write(sllm, window, **opts):
     """Loss and memory parameters after one write from the fresh state."""
     memory = LoRAMemory(sllm, **{**MEM, **opts})
     memory.reset()
     loss = memory.write(window).loss
-    after = [p.detach().clone() for p in memory.params]
-    memory.discard()
+    after = [w.clone() for w in memory.weights]
+    memory.reset()
     return loss, after
 
 
@@ -294,10 +287,8 @@ def test_context_without_grad(audio_loss_input):
     loss_cut, cut = _one_write(sllm, window, context_grad=False, **last_mlp)
     assert loss_cut == pytest.approx(loss_full, rel=1e-5)
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(full, cut))
-    _, full = _one_write(sllm, window, adapter_name="mem_all")
-    _, cut = _one_write(
-        sllm, window, context_grad=False, adapter_name="mem_all"
-    )
+    _, full = _one_write(sllm, window)
+    _, cut = _one_write(sllm, window, context_grad=False)
     changed = [not torch.allclose(a, b, atol=1e-6) for a, b in zip(full, cut)]
     assert any(changed)
 
@@ -317,10 +308,12 @@ def test_one_pass_streams_the_same_logits():
 
 
 def test_memories_of_different_shapes_share_a_model():
-    """Rows of one evaluation may differ in rank or targets: each shape
-    gets its own adapter; the same shape reuses its tensors."""
+    """Rows of one evaluation may differ in rank or targets: memories of
+    several shapes on one model never see each other, and the model carries
+    nothing of them between calls."""
     sllm = make_sllm()
     utts = make_dialogue(sllm.space, n=3)
+    params = snapshot(sllm)
     outs = {}
     for rank, targets in (
         (2, "all-linear"),
@@ -330,12 +323,8 @@ def test_memories_of_different_shapes_share_a_model():
         dpm = DPMStrategy(sllm, n_context=12, rank=rank, target_modules=targets)
         outs[(rank, str(targets))] = dpm.predict_dialogue(utts)
         assert dpm.n_writes == len(utts)
+        assert not dpm.memory.hooked_modules()
     again = DPMStrategy(sllm, n_context=12, rank=2, target_modules="all-linear")
-    assert again.memory.name == "memory_r2_a16_all"
-    assert torch.allclose(again.predict_dialogue(utts), outs[(2, "all-linear")])
-    names = {
-        n.split(f".{MEMORY_ADAPTER}")[1].split(".")[0]
-        for n, _ in sllm.named_parameters()
-        if f".{MEMORY_ADAPTER}" in n
-    }
-    assert names == {"_r2_a16_all", "_r4_a16_all", "_r2_a16_q_proj"}
+    assert torch.equal(again.predict_dialogue(utts), outs[(2, "all-linear")])
+    assert not torch.allclose(outs[(2, "all-linear")], outs[(4, "all-linear")])
+    assert snapshot(sllm).keys() == params.keys()
