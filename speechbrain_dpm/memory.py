@@ -302,9 +302,9 @@ class LoRAMemory:
             self.written[s] = False
 
     def acquire(self):
-        """A pristine free slot for a new conversation (grows if none)."""
+        """A pristine free slot for a new conversation (one more if none)."""
         if not self.free:
-            self._grow(self.slots)
+            self._grow(1)
         slot = self.free.pop(0)
         self.reset(slot)
         return slot
