@@ -416,7 +416,7 @@ class DPMBrain(sb.Brain):
         )
 
     def label_dialogues(
-        self, dialogues, strategy, progressbar=None, batch_size=None, **opts
+        self, dialogues, strategy, progressbar=None, batch_size=1, **opts
     ):
         """Labels every utterance of every dialogue with a strategy.
 
@@ -435,9 +435,8 @@ class DPMBrain(sb.Brain):
             ``utterance``, ``one_pass``, ``sliding`` or ``dpm``.
         progressbar : bool, optional
             Show a progress bar (default: as the Brain's ``noprogressbar``).
-        batch_size : int, optional
-            Conversations read at once (default: hparam ``eval_batch_size``,
-            else 1).
+        batch_size : int
+            Conversations read at once.
         **opts
             Options of the strategy.
 
@@ -455,8 +454,6 @@ class DPMBrain(sb.Brain):
         if torch.distributed.is_initialized():
             rank = torch.distributed.get_rank()
             world = torch.distributed.get_world_size()
-        if batch_size is None:
-            batch_size = getattr(self.hparams, "eval_batch_size", 1)
         opts.setdefault("precision", self.eval_precision)
         shard = list(enumerate(dialogues))[rank::world]
         runner = build_strategy(strategy, self.sllm, **opts)
@@ -499,7 +496,13 @@ class DPMBrain(sb.Brain):
         return rows
 
     def evaluate_strategies(
-        self, dialogues, strategies, out_dir, max_key="UA", title="test"
+        self,
+        dialogues,
+        strategies,
+        out_dir,
+        max_key="UA",
+        title="test",
+        batch_size=1,
     ):
         """Evaluates the best checkpoint with several context strategies.
 
@@ -516,6 +519,8 @@ class DPMBrain(sb.Brain):
             Checkpoint selection key.
         title : str
             File-name prefix.
+        batch_size : int
+            Dialogues read side by side (see ``label_dialogues``).
 
         Returns
         -------
@@ -529,7 +534,9 @@ class DPMBrain(sb.Brain):
         for name, opts in strategies.items():
             opts = dict(opts or {})
             strategy = opts.pop("strategy", name)
-            rows = self.label_dialogues(dialogues, strategy, **opts)
+            rows = self.label_dialogues(
+                dialogues, strategy, batch_size=batch_size, **opts
+            )
             if not sb.utils.distributed.if_main_process():
                 continue
             y_true = [r["label"] for r in rows]

@@ -195,6 +195,7 @@ def run_recipe(hparams, run_opts, corpus):
             active_strategies(hparams),
             out_dir=os.path.join(hparams["output_folder"], "results"),
             title=split,
+            batch_size=hparams["eval_batch_size"],
         )
     if if_main_process():
         export_model(hparams)
