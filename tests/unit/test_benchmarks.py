@@ -1,6 +1,6 @@
 """Smoke tests of the benchmark scripts: each runs with its smallest options
 (tiny random models, tiny sizes, one thread) in a subprocess and writes a
-JSON report with the expected keys. The four subprocesses are started
+JSON report with the expected keys. The subprocesses are started
 together (module fixture), so the file costs about one script's wall time.
 
 Authors
@@ -25,7 +25,10 @@ ARGS = {
     + ["--repeats", "1", "--warmup", "0"],
     "growth": ["--model", "tiny", "--lengths", "2", "--n-r", "32"]
     + ["--n-limit", "160", "--window", "60"],
-    "rtf": ["--model", "tiny", "--seconds", "6", "--n-units", "8"],
+    "rtf": ["--model", "tiny", "--seconds", "6", "--n-units", "8"]
+    + ["--streams", "2"],
+    "batched": ["--model", "tiny", "--batches", "1", "2", "--repeats", "1"]
+    + ["--warmup", "0", "--n-r", "16", "--utt", "6", "--target-batch", "2"],
     "vs_temp_lora": ["--model", "tiny", "--utts", "3", "--docs", "1"]
     + ["--n-r", "32"],
 }
@@ -91,7 +94,16 @@ def test_rtf(reports):
         assert key in report
     assert set(report["stages_s"]) == {"vad", "units", "dpm", "other"}
     assert report["audio_s"] >= 6
+    assert report["streams"]["calls"] == 2 and report["streams"]["steps"] > 0
     assert "audio seconds per wall second" in last
+
+
+def test_batched(reports):
+    report, last = result(reports, "batched")
+    assert set(report["grid"]) == {"fp32_b1", "fp32_b2", "bf16_b1", "bf16_b2"}
+    assert report["grid"]["fp32_b1"]["speedup_vs_sequential_fp32"] == 1.0
+    assert report["default"] == "bf16_b2"
+    assert "/ sequential fp32 DPM utterances per second" in last
 
 
 def test_vs_temp_lora(reports):
