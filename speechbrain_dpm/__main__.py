@@ -51,6 +51,12 @@ def build_parser():
         p.add_argument("--model", required=True, help="exported model folder")
         p.add_argument("--device", default="cpu", help="e.g. cpu, cuda:0")
         p.add_argument(
+            "--precision",
+            default="fp32",
+            choices=("fp32", "bf16", "fp16"),
+            help="autocast of the reads and memory writes (default fp32)",
+        )
+        p.add_argument(
             "--savedir",
             default=None,
             help="collect the model files there (default: read in place)",
@@ -92,7 +98,7 @@ def build_parser():
     return parser
 
 
-def load_model(folder, device="cpu", savedir=None):
+def load_model(folder, device="cpu", savedir=None, precision="fp32"):
     """Loads an exported model folder offline.
 
     Arguments
@@ -103,6 +109,8 @@ def load_model(folder, device="cpu", savedir=None):
         Torch device.
     savedir : str, optional
         Where to collect the model files.
+    precision : str
+        ``fp32``, ``bf16`` or ``fp16`` (SpeechBrain's run option).
 
     Returns
     -------
@@ -116,7 +124,9 @@ def load_model(folder, device="cpu", savedir=None):
     from speechbrain_dpm.inference import DPMEmotionRecognizer
 
     return DPMEmotionRecognizer.from_hparams(
-        source=folder, savedir=savedir, run_opts={"device": device}
+        source=folder,
+        savedir=savedir,
+        run_opts={"device": device, "precision": precision},
     )
 
 
@@ -141,7 +151,9 @@ def main(argv=None):
     """
     args = build_parser().parse_args(argv)
     try:
-        model = load_model(args.model, args.device, args.savedir)
+        model = load_model(
+            args.model, args.device, args.savedir, args.precision
+        )
         if args.command == "long-audio":
             segments = model.classify_long_audio(
                 args.audio,
