@@ -353,7 +353,9 @@ class ContextStrategy:
     @torch.no_grad()
     def hidden_many(self, windows):
         """Hidden states of windows, right-padded into one forward of the
-        model without memory.
+        model without memory. Attention is causal, so no real position
+        sees the padding after it: no mask is needed, and each row computes
+        what it computes alone.
 
         Returns
         -------
@@ -362,15 +364,12 @@ class ContextStrategy:
         """
         device = self.sllm.token_out.device
         batch = collate_windows(windows)
-        lengths = batch["lengths"].to(device)
         feats = batch["feats"]
         hidden = self.sllm.hidden_states(
             batch["tokens"].to(device),
             None if feats is None else feats.to(device),
-            # Unpadded: no mask, the exact computation of a lone window.
-            lengths if bool((lengths != lengths[0]).any()) else None,
         )
-        return hidden, lengths
+        return hidden, batch["lengths"].to(device)
 
     def read_many(self, windows):
         """Emotion logits at the last position of each window.

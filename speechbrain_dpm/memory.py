@@ -69,17 +69,19 @@ class WriteOutput:
 
 
 def _batch(windows, device):
-    """Right-padded tensors of windows; ``lengths`` None when unpadded."""
+    """Right-padded tensors of windows: tokens, feats, targets, lengths.
+
+    No attention mask is needed: attention is causal, so no real position
+    ever sees the padding after it (and positions count from 0 in every
+    row); the padding's own outputs are never used.
+    """
     batch = collate_windows(windows)
-    lengths = batch["lengths"]
-    padded = bool((lengths != lengths[0]).any())
     feats = batch["feats"]
     return (
         batch["tokens"].to(device),
         None if feats is None else feats.to(device),
-        lengths.to(device) if padded else None,
         batch["audio_targets"].to(device),
-        lengths.to(device),
+        batch["lengths"].to(device),
     )
 
 
@@ -512,16 +514,13 @@ class LoRAMemory:
         return outs[0] if single else outs
 
     def _write_rows(self, windows, slots):
-        tokens, feats, lengths, targets, ends = _batch(windows, self.device)
-        if lengths is not None:
-            steps = torch.arange(tokens.shape[1], device=self.device)
-            targets = targets & (steps[None] < lengths[:, None])
+        tokens, feats, targets, ends = _batch(windows, self.device)
         has_targets = targets[:, 1:].any(1)
         grad_from = 0
         if not self.context_grad and bool(has_targets[0]):
             # The last context position predicts the first target: keep it.
             grad_from = max(int(targets[0].nonzero()[0]) - 1, 0)
-        batch = (tokens, feats, lengths, targets, grad_from)
+        batch = (tokens, feats, None, targets, grad_from)
         index = torch.as_tensor(slots, device=self.device)
         weights = [w[index] for w in self.weights]
         state = {
@@ -591,7 +590,7 @@ class LoRAMemory:
         single = isinstance(windows, Window)
         windows = [windows] if single else list(windows)
         slots = [0] if slots is None else list(slots)
-        tokens, feats, lengths, _, ends = _batch(windows, self.device)
+        tokens, feats, _, ends = _batch(windows, self.device)
         mask = None
         if self.shield and use_memory:
             if current_lens is None:
@@ -603,7 +602,7 @@ class LoRAMemory:
         if not use_memory:
             memory = contextlib.nullcontext()
         with memory, _eval_mode(self.sllm):
-            hidden = self.sllm.hidden_states(tokens, feats, lengths)
+            hidden = self.sllm.hidden_states(tokens, feats)
         rows = torch.arange(len(windows), device=self.device)
         logits = self.sllm.emotion_logits(hidden[rows, ends - 1])
         logits = logits.float().cpu()
@@ -622,14 +621,12 @@ class LoRAMemory:
         single = isinstance(windows, Window)
         windows = [windows] if single else list(windows)
         slots = [0] if slots is None else list(slots)
-        tokens, feats, lengths, targets, ends = _batch(windows, self.device)
-        steps = torch.arange(tokens.shape[1], device=self.device)
-        targets = targets & (steps[None] < ends[:, None])
+        tokens, feats, targets, _ = _batch(windows, self.device)
         memory = self.slot_context(slots)
         if not use_memory:
             memory = contextlib.nullcontext()
         with memory, _eval_mode(self.sllm):
-            hidden = self.sllm.audio_hidden_states(tokens, feats, lengths)
+            hidden = self.sllm.audio_hidden_states(tokens, feats)
         losses = row_audio_loss(self.sllm, hidden, tokens, targets)
         has = targets[:, 1:].any(1)
         out = [float(v) if h else None for v, h in zip(losses, has)]
