@@ -673,27 +673,6 @@ def test_cli(exported, long_recording, dialogue, tmp_path, capsys):
     assert "missing.wav" in capsys.readouterr().err
 
 
-# ---------------------------------------------------------------------------
-# A folder exported by the real recipe
-# ---------------------------------------------------------------------------
-
-
-@pytest.mark.integration
-def test_recipe_exported_model(tmp_path):
-    folder = os.environ.get("DPM_EXPORTED_MODEL")
-    if not folder:
-        pytest.skip("set DPM_EXPORTED_MODEL to a recipe's exported folder")
-    model = DPMEmotionRecognizer.from_hparams(source=folder)
-    wavs = [signal(1.5, seed=i, f0=110 + 20 * i) for i in range(3)]
-    out_prob, score, index, text_lab = model.classify_batch(wavs[0])
-    assert out_prob.shape == (1, len(model.emotions))
-    assert text_lab[0] in model.emotions
-    preds = model.classify_dialogue(wavs)
-    with model.stream() as session:
-        pushed = [session.push(w) for w in wavs]
-    assert [p.label for p in preds] == [p.label for p in pushed]
-
-
 def test_loading_the_vad_keeps_the_thread_setting():
     """silero-vad sets torch's threads to 1 when imported; the recognizer's
     import of it puts the caller's setting back (checked in a fresh
