@@ -24,8 +24,11 @@ Audio: files are read with soundfile (wav, flac, ogg, mp3; convert m4a/mp4
 with ffmpeg), multi-channel audio is downmixed to mono by averaging the
 channels, and any sample rate is resampled to 16 kHz. Tensors given
 directly must already be 16 kHz mono. Missing or unreadable files, empty
-audio, NaN/infinite samples and all-silent utterances raise a ``ValueError``
-(``FileNotFoundError`` for a missing file) naming the input.
+audio, audio shorter than ``MIN_SECONDS``, NaN/infinite samples and
+all-silent utterances raise a ``ValueError`` (``FileNotFoundError`` for a
+missing file) naming the input. ``classify_dialogue`` and
+``classify_long_audio`` take ``on_error="skip"`` to leave such turns out of
+the conversation instead, counted in the log and marked in the output.
 
 Authors
  * speechbrain_dpm developers 2026
@@ -52,6 +55,11 @@ LABEL_ENCODER_FILE = "label_encoder.txt"
 INTERFACE_FILE = "custom_interface.py"
 #: Peak amplitude below which an utterance counts as silent (-80 dBFS).
 SILENCE_PEAK = 1e-4
+#: Shortest utterance accepted, in seconds (two 40 ms unit frames); shorter
+#: audio (e.g. a truncated file) holds no speech to label.
+MIN_SECONDS = 0.08
+#: What ``on_error`` may be: fail on a bad turn, or leave it out.
+ON_ERROR = ("raise", "skip")
 
 REQUIRED_SETTINGS = ("encoder_source", "encoder_layer", "llm_source")
 KNOWN_SETTINGS = REQUIRED_SETTINGS + (
@@ -456,17 +464,22 @@ def check_waveform(wav, name="audio", allow_silence=False):
     Raises
     ------
     ValueError
-        If it is empty, has NaN/infinite samples or (unless allowed) its
-        peak amplitude is below ``SILENCE_PEAK``.
+        If it is empty, shorter than ``MIN_SECONDS``, has NaN/infinite
+        samples or (unless allowed) its peak amplitude is below
+        ``SILENCE_PEAK``.
 
     Example
     -------
-    >>> check_waveform(torch.ones(4)).shape
-    torch.Size([4])
-    >>> check_waveform(torch.zeros(4), "x.wav")
+    >>> check_waveform(torch.ones(1600)).shape
+    torch.Size([1600])
+    >>> check_waveform(torch.zeros(1600), "x.wav")
     Traceback (most recent call last):
     ...
     ValueError: x.wav: the audio is silent (peak amplitude 0.0e+00)
+    >>> check_waveform(torch.ones(8), "cut.wav")
+    Traceback (most recent call last):
+    ...
+    ValueError: cut.wav: the audio is too short: 0.0005 s (8 samples ...)...s
     """
     wav = torch.as_tensor(wav)
     if wav.dim() != 1:
@@ -476,6 +489,12 @@ def check_waveform(wav, name="audio", allow_silence=False):
         )
     if wav.numel() == 0:
         raise ValueError(f"{name}: the audio is empty (0 samples)")
+    if wav.numel() < MIN_SECONDS * SAMPLE_RATE:
+        raise ValueError(
+            f"{name}: the audio is too short: "
+            f"{wav.numel() / SAMPLE_RATE:.4f} s ({wav.numel()} samples at "
+            f"16 kHz), the minimum is {MIN_SECONDS} s"
+        )
     wav = wav.float()
     if not bool(torch.isfinite(wav).all()):
         raise ValueError(f"{name}: the audio has NaN or infinite samples")
@@ -584,6 +603,9 @@ class EmotionPrediction:
         Index of ``label``.
     score : float
         Probability of ``label``.
+    error : str, optional
+        Why the input was left out (``on_error="skip"``); then ``label``
+        is None, ``probs`` NaN, ``index`` -1 and ``score`` NaN.
 
     Example
     -------
@@ -597,6 +619,7 @@ class EmotionPrediction:
     probs: torch.Tensor
     index: int
     score: float
+    error: str = None
 
     def __iter__(self):
         return iter((self.label, self.probs))
@@ -615,9 +638,12 @@ class Segment:
     end : float
         End time in seconds.
     label : str
-        The most likely class.
+        The most likely class (None for a skipped segment).
     probs : torch.Tensor
-        [C] class probabilities.
+        [C] class probabilities (NaN for a skipped segment).
+    error : str, optional
+        Why the segment was left out of the conversation
+        (``on_error="skip"``).
 
     Example
     -------
@@ -631,6 +657,7 @@ class Segment:
     end: float
     label: str
     probs: torch.Tensor
+    error: str = None
 
     def __iter__(self):
         return iter((self.start, self.end, self.label, self.probs))
@@ -860,6 +887,50 @@ class DPMEmotionRecognizer(Pretrained):
             wav = wav[0]
         return check_waveform(wav.detach().cpu(), name)
 
+    def _skipped(self, error):
+        """The prediction that marks an input left out (``on_error``)."""
+        nan = torch.full((len(self.emotions),), float("nan"))
+        return EmotionPrediction(None, nan, -1, float("nan"), error=error)
+
+    def _checked_turns(self, items, on_error):
+        """Checked waveforms of a conversation's turns.
+
+        Arguments
+        ---------
+        items : list of str or torch.Tensor
+            The turns (paths or 16 kHz mono tensors).
+        on_error : str
+            ``raise``: the first bad turn raises. ``skip``: bad turns
+            (missing, unreadable, empty, too short, NaN, silent) are left
+            out, with a logged count.
+
+        Returns
+        -------
+        list
+            Per turn, a waveform, or the error message of a skipped turn.
+        """
+        if on_error not in ON_ERROR:
+            raise ValueError(f"on_error must be one of {ON_ERROR}")
+        out = []
+        for i, item in enumerate(items):
+            try:
+                out.append(self._as_waveform(item, f"utterance {i}"))
+            except (OSError, ValueError) as err:
+                if on_error == "raise":
+                    raise
+                is_path = isinstance(item, (str, os.PathLike))
+                out.append(f"utterance {i}: {err}" if is_path else str(err))
+        bad = [x for x in out if isinstance(x, str)]
+        if bad:
+            logger.warning(
+                "left %d of %d turns out of the conversation "
+                "(on_error='skip'): %s",
+                len(bad),
+                len(out),
+                "; ".join(bad),
+            )
+        return out
+
     @torch.no_grad()
     def encode_utterances(self, wavs, speakers=None, slots=None):
         """Waveforms to utterances of the SLLM's token space.
@@ -1019,7 +1090,7 @@ class DPMEmotionRecognizer(Pretrained):
 
     # -- conversations -----------------------------------------------------
 
-    def classify_dialogue(self, wavs_or_paths, speakers=None):
+    def classify_dialogue(self, wavs_or_paths, speakers=None, on_error="raise"):
         """Emotions of the utterances of one conversation, in order.
 
         The utterances go through the configured strategy (DPM memory by
@@ -1033,6 +1104,11 @@ class DPMEmotionRecognizer(Pretrained):
         speakers : list of str, optional
             Speaker of each utterance (kept with it; the model does not
             use speaker identities).
+        on_error : str
+            ``raise`` (default): a bad utterance (missing, unreadable,
+            empty, shorter than ``MIN_SECONDS``, NaN, silent) raises.
+            ``skip``: it is left out of the conversation (a warning counts
+            them) and its prediction is marked (``error``, label None).
 
         Returns
         -------
@@ -1047,15 +1123,22 @@ class DPMEmotionRecognizer(Pretrained):
             )
         if not items:
             return []
-        wavs = [
-            self._as_waveform(x, f"utterance {i}") for i, x in enumerate(items)
+        turns = self._checked_turns(items, on_error)
+        good = [i for i, x in enumerate(turns) if not isinstance(x, str)]
+        if speakers is not None:
+            speakers = [speakers[i] for i in good]
+        logits = []
+        if good:
+            utts = self.encode_utterances([turns[i] for i in good], speakers)
+            try:
+                logits = self.strategy.predict_dialogue(utts)
+            finally:
+                self._forget_records()
+        preds = dict(zip(good, (self._prediction(row) for row in logits)))
+        return [
+            preds[i] if i in preds else self._skipped(turns[i])
+            for i in range(len(turns))
         ]
-        utts = self.encode_utterances(wavs, speakers)
-        try:
-            logits = self.strategy.predict_dialogue(utts)
-        finally:
-            self._forget_records()
-        return [self._prediction(row) for row in logits]
 
     def stream(self):
         """Opens a live conversation: push utterances one at a time.
@@ -1096,7 +1179,7 @@ class DPMEmotionRecognizer(Pretrained):
         for span in spans:
             start = max(0, int(span["start"]))
             end = min(int(span["end"]), wav.shape[0])
-            if end - start < max(1, int(min_speech * SAMPLE_RATE)):
+            if end - start < SAMPLE_RATE * max(MIN_SECONDS, min_speech):
                 continue
             n_pieces = -(-(end - start) // limit)
             size = -(-(end - start) // n_pieces)
@@ -1113,6 +1196,7 @@ class DPMEmotionRecognizer(Pretrained):
         min_silence=0.3,
         vad_threshold=0.5,
         progressbar=False,
+        on_error="raise",
     ):
         """Emotions along one long recording (a whole conversation).
 
@@ -1137,6 +1221,12 @@ class DPMEmotionRecognizer(Pretrained):
             silero-vad speech probability threshold.
         progressbar : bool
             Show a tqdm bar over the segments.
+        on_error : str
+            ``raise`` (default): a bad segment (shorter than
+            ``MIN_SECONDS``, silent, NaN) raises. ``skip``: it is left out
+            of the conversation (a warning counts them) and kept in the
+            output marked with its ``error`` (the CSV's ``error`` column).
+            A recording that cannot be read raises either way.
 
         Returns
         -------
@@ -1153,6 +1243,8 @@ class DPMEmotionRecognizer(Pretrained):
             arguments.
         """
         self._check_free("classify_long_audio")
+        if on_error not in ON_ERROR:
+            raise ValueError(f"on_error must be one of {ON_ERROR}")
         if max_segment <= 0 or min_speech < 0 or min_speech > max_segment:
             raise ValueError(
                 "need 0 <= min_speech <= max_segment and max_segment > 0, "
@@ -1172,17 +1264,38 @@ class DPMEmotionRecognizer(Pretrained):
             from tqdm import tqdm
 
             iterator = tqdm(spans, desc="Segments", unit="seg")
+        n_bad = 0
         with self.stream() as session:
             for lo, hi in iterator:
-                pred = session._push(wav[lo:hi])
+                try:
+                    piece = check_waveform(
+                        wav[lo:hi],
+                        f"{os.fspath(path)} at {lo / SAMPLE_RATE:.2f} s",
+                    )
+                except ValueError as err:
+                    if on_error == "raise":
+                        raise
+                    n_bad += 1
+                    pred = self._skipped(str(err))
+                else:
+                    pred = session._push(piece)
                 segments.append(
                     Segment(
                         lo / SAMPLE_RATE,
                         hi / SAMPLE_RATE,
                         pred.label,
                         pred.probs,
+                        pred.error,
                     )
                 )
+        if n_bad:
+            logger.warning(
+                "%s: left %d of %d segments out of the conversation "
+                "(on_error='skip'; marked in the output)",
+                os.fspath(path),
+                n_bad,
+                len(segments),
+            )
         if csv_path is not None:
             write_segments_csv(csv_path, segments, self.emotions)
         return segments
@@ -1194,7 +1307,8 @@ def _null():
 
 
 def write_segments_csv(csv_path, segments, emotions):
-    """Writes segments as ``start,end,label,score,p_<class>...`` rows.
+    """Writes segments as ``start,end,label,score,p_<class>...,error`` rows
+    (``error``: empty, or why the segment was left out).
 
     Arguments
     ---------
@@ -1211,8 +1325,8 @@ def write_segments_csv(csv_path, segments, emotions):
     >>> seg = Segment(0.5, 1.25, "sad", torch.tensor([0.25, 0.75]))
     >>> write_segments_csv(path, [seg], ["neu", "sad"])
     >>> print(path.read_text("utf-8").strip())
-    start,end,label,score,p_neu,p_sad
-    0.500,1.250,sad,0.7500,0.2500,0.7500
+    start,end,label,score,p_neu,p_sad,error
+    0.500,1.250,sad,0.7500,0.2500,0.7500,
     """
     csv_path = os.fspath(csv_path)
     parent = os.path.dirname(os.path.abspath(csv_path))
@@ -1220,14 +1334,22 @@ def write_segments_csv(csv_path, segments, emotions):
     with open(csv_path, "w", newline="", encoding="utf-8") as fout:
         writer = csv.writer(fout)
         writer.writerow(
-            ["start", "end", "label", "score"] + [f"p_{e}" for e in emotions]
+            ["start", "end", "label", "score"]
+            + [f"p_{e}" for e in emotions]
+            + ["error"]
         )
         for seg in segments:
+            times = [f"{seg.start:.3f}", f"{seg.end:.3f}"]
+            if seg.error is not None:
+                blank = [""] * (len(emotions) + 1)
+                writer.writerow(times + [""] + blank + [seg.error])
+                continue
             probs = [float(p) for p in seg.probs]
             writer.writerow(
-                [f"{seg.start:.3f}", f"{seg.end:.3f}", seg.label]
-                + [f"{max(probs):.4f}"]
+                times
+                + [seg.label, f"{max(probs):.4f}"]
                 + [f"{p:.4f}" for p in probs]
+                + [""]
             )
 
 
