@@ -60,6 +60,7 @@ def time_epoch(sllm, data, args, **hparams):
     hp = {
         "audio_loss_weight": 0.5,
         "emotion_loss_weight": 0.5,
+        "emotion_class_weights": None,
         "emotions": [str(i) for i in range(N_EMO)],
         "n_ctx": args.n_ctx,
         "dpm_n_context": args.n_r,

@@ -61,6 +61,13 @@ def build_parser():
             default=None,
             help="collect the model files there (default: read in place)",
         )
+        p.add_argument(
+            "--on-error",
+            choices=("raise", "skip"),
+            default="raise",
+            help="a bad turn (unreadable, empty, too short, NaN, silent): "
+            "fail (default), or leave it out, marked in the output",
+        )
 
     long_audio = sub.add_parser(
         "long-audio", help="segment a long recording and label its turns"
@@ -130,6 +137,18 @@ def load_model(folder, device="cpu", savedir=None, precision="fp32"):
     )
 
 
+def classify_one(model, path, on_error):
+    """``(label, score, error)`` of one file read alone; with
+    ``on_error="skip"`` a bad file gives ``(None, nan, message)``."""
+    try:
+        _, score, _, text = model.classify_file(path)
+    except (OSError, ValueError) as err:
+        if on_error == "raise":
+            raise
+        return None, float("nan"), str(err)
+    return text[0], float(score[0]), None
+
+
 def main(argv=None):
     """Runs the command line.
 
@@ -162,8 +181,12 @@ def main(argv=None):
                 max_segment=args.max_segment,
                 min_silence=args.min_silence,
                 progressbar=not args.no_progress,
+                on_error=args.on_error,
             )
             for seg in segments:
+                if seg.error is not None:
+                    print(f"{seg.start:.2f}\t{seg.end:.2f}\terror: {seg.error}")
+                    continue
                 score = float(seg.probs.max())
                 print(
                     f"{seg.start:.2f}\t{seg.end:.2f}\t{seg.label}\t{score:.3f}"
@@ -172,15 +195,19 @@ def main(argv=None):
                 print(f"wrote {len(segments)} segments to {args.csv}")
         else:
             if args.dialogue:
-                preds = model.classify_dialogue(args.files)
-                labels = [(p.label, p.score) for p in preds]
+                preds = model.classify_dialogue(
+                    args.files, on_error=args.on_error
+                )
+                labels = [(p.label, p.score, p.error) for p in preds]
             else:
-                labels = []
-                for path in args.files:
-                    _, score, _, text = model.classify_file(path)
-                    labels.append((text[0], float(score[0])))
-            for path, (label, score) in zip(args.files, labels):
-                print(f"{path}\t{label}\t{score:.3f}")
+                labels = [
+                    classify_one(model, f, args.on_error) for f in args.files
+                ]
+            for path, (label, score, error) in zip(args.files, labels):
+                if error is not None:
+                    print(f"{path}\terror: {error}")
+                else:
+                    print(f"{path}\t{label}\t{score:.3f}")
     except (OSError, ValueError, RuntimeError) as err:
         print(f"speechbrain-dpm: error: {err}", file=sys.stderr)
         return 1

@@ -126,6 +126,37 @@ def load_dialogues(manifest, emotions, space, with_feats=True):
     return dialogues
 
 
+def balanced_class_weights(labels, n_classes):
+    """Class weights n / (C · n_c) of the labels (scikit-learn's
+    ``balanced``); a class absent from ``labels`` gets weight 0.
+
+    Arguments
+    ---------
+    labels : list of int
+        Class indices.
+    n_classes : int
+        Number of classes C.
+
+    Returns
+    -------
+    torch.Tensor
+        [C] weights (mean 1 over the classes present, when all are).
+
+    Example
+    -------
+    >>> [round(w, 3) for w in balanced_class_weights([0, 0, 0, 1], 2).tolist()]
+    [0.667, 2.0]
+    """
+    counts = torch.bincount(
+        torch.tensor(labels, dtype=torch.long), minlength=n_classes
+    )
+    counts = counts[:n_classes].float()
+    present = counts > 0
+    weights = torch.zeros(n_classes)
+    weights[present] = counts.sum() / (int(present.sum()) * counts[present])
+    return weights
+
+
 class WindowDataset(torch.utils.data.Dataset):
     """Training windows: dialogues packed into windows of whole utterances.
 
@@ -299,7 +330,10 @@ class DPMBrain(sb.Brain):
         targets = batch["audio_targets"] & in_window
         l_audio = self.sllm.audio_loss(audio_hidden, batch["tokens"], targets)
         l_emo = self.sllm.emotion_loss(
-            hidden, batch["emo_positions"], batch["labels"]
+            hidden,
+            batch["emo_positions"],
+            batch["labels"],
+            self.class_weights if stage == sb.Stage.TRAIN else None,
         )
         loss = (
             self.hparams.audio_loss_weight * l_audio
@@ -370,9 +404,48 @@ class DPMBrain(sb.Brain):
                     max_keys=["UA"],
                 )
 
+    class_weights = None  # [C] emotion-loss weights, set with the train loader
+
+    def set_class_weights(self, dialogues):
+        """Sets the training emotion loss's class weights from the training
+        split, as ``hparams.emotion_class_weights`` says: ``balanced``
+        weighs each class by n / (C · n_class), so every class counts
+        alike in the loss as in UA; ``null``: plain cross-entropy.
+
+        Arguments
+        ---------
+        dialogues : list of (str, list of Utterance)
+            The training split.
+
+        Returns
+        -------
+        torch.Tensor or None
+            The weights (also ``self.class_weights``).
+        """
+        mode = self.hparams.emotion_class_weights
+        if mode is None:
+            self.class_weights = None
+            return None
+        if mode != "balanced":
+            raise ValueError(
+                "emotion_class_weights must be 'balanced' or null, "
+                f"got {mode!r}"
+            )
+        self.class_weights = balanced_class_weights(
+            [u.label for _, utts in dialogues for u in utts if u.label >= 0],
+            len(self.hparams.emotions),
+        ).to(self.device)
+        logger.info(
+            "Emotion loss class weights (balanced): %s",
+            dict(zip(self.hparams.emotions, self.class_weights.tolist())),
+        )
+        return self.class_weights
+
     def make_window_loader(self, dialogues, stage, **loader_kwargs):
         """A dataloader of packed windows (SpeechBrain's samplers, DDP)."""
         loader_kwargs.setdefault("collate_fn", collate_windows)
+        if stage == sb.Stage.TRAIN:
+            self.set_class_weights(dialogues)
         # Validation (checkpoint selection) reads the dialogue windows only.
         alone = stage == sb.Stage.TRAIN and getattr(
             self.hparams, "utterance_windows", False

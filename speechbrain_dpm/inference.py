@@ -24,8 +24,11 @@ Audio: files are read with soundfile (wav, flac, ogg, mp3; convert m4a/mp4
 with ffmpeg), multi-channel audio is downmixed to mono by averaging the
 channels, and any sample rate is resampled to 16 kHz. Tensors given
 directly must already be 16 kHz mono. Missing or unreadable files, empty
-audio, NaN/infinite samples and all-silent utterances raise a ``ValueError``
-(``FileNotFoundError`` for a missing file) naming the input.
+audio, audio shorter than ``MIN_SECONDS``, NaN/infinite samples and
+all-silent utterances raise a ``ValueError`` (``FileNotFoundError`` for a
+missing file) naming the input. ``classify_dialogue`` and
+``classify_long_audio`` take ``on_error="skip"`` to leave such turns out of
+the conversation instead, counted in the log and marked in the output.
 
 Authors
  * speechbrain_dpm developers 2026
@@ -51,6 +54,11 @@ LABEL_ENCODER_FILE = "label_encoder.txt"
 INTERFACE_FILE = "custom_interface.py"
 #: Peak amplitude below which an utterance counts as silent (-80 dBFS).
 SILENCE_PEAK = 1e-4
+#: Shortest utterance accepted, in seconds (two 40 ms unit frames); shorter
+#: audio (e.g. a truncated file) holds no speech to label.
+MIN_SECONDS = 0.08
+#: What ``on_error`` may be: fail on a bad turn, or leave it out.
+ON_ERROR = ("raise", "skip")
 
 REQUIRED_SETTINGS = ("encoder_source", "encoder_layer", "llm_source")
 KNOWN_SETTINGS = REQUIRED_SETTINGS + (
@@ -455,17 +463,22 @@ def check_waveform(wav, name="audio", allow_silence=False):
     Raises
     ------
     ValueError
-        If it is empty, has NaN/infinite samples or (unless allowed) its
-        peak amplitude is below ``SILENCE_PEAK``.
+        If it is empty, shorter than ``MIN_SECONDS``, has NaN/infinite
+        samples or (unless allowed) its peak amplitude is below
+        ``SILENCE_PEAK``.
 
     Example
     -------
-    >>> check_waveform(torch.ones(4)).shape
-    torch.Size([4])
-    >>> check_waveform(torch.zeros(4), "x.wav")
+    >>> check_waveform(torch.ones(1600)).shape
+    torch.Size([1600])
+    >>> check_waveform(torch.zeros(1600), "x.wav")
     Traceback (most recent call last):
     ...
     ValueError: x.wav: the audio is silent (peak amplitude 0.0e+00)
+    >>> check_waveform(torch.ones(8), "cut.wav")
+    Traceback (most recent call last):
+    ...
+    ValueError: cut.wav: the audio is too short: 0.0005 s (8 samples ...)...s
     """
     wav = torch.as_tensor(wav)
     if wav.dim() != 1:
@@ -475,6 +488,12 @@ def check_waveform(wav, name="audio", allow_silence=False):
         )
     if wav.numel() == 0:
         raise ValueError(f"{name}: the audio is empty (0 samples)")
+    if wav.numel() < MIN_SECONDS * SAMPLE_RATE:
+        raise ValueError(
+            f"{name}: the audio is too short: "
+            f"{wav.numel() / SAMPLE_RATE:.4f} s ({wav.numel()} samples at "
+            f"16 kHz), the minimum is {MIN_SECONDS} s"
+        )
     wav = wav.float()
     if not bool(torch.isfinite(wav).all()):
         raise ValueError(f"{name}: the audio has NaN or infinite samples")
@@ -583,6 +602,9 @@ class EmotionPrediction:
         Index of ``label``.
     score : float
         Probability of ``label``.
+    error : str, optional
+        Why the input was left out (``on_error="skip"``); then ``label``
+        is None, ``probs`` NaN, ``index`` -1 and ``score`` NaN.
 
     Example
     -------
@@ -596,6 +618,7 @@ class EmotionPrediction:
     probs: torch.Tensor
     index: int
     score: float
+    error: str = None
 
     def __iter__(self):
         return iter((self.label, self.probs))
@@ -614,9 +637,12 @@ class Segment:
     end : float
         End time in seconds.
     label : str
-        The most likely class.
+        The most likely class (None for a skipped segment).
     probs : torch.Tensor
-        [C] class probabilities.
+        [C] class probabilities (NaN for a skipped segment).
+    error : str, optional
+        Why the segment was left out of the conversation
+        (``on_error="skip"``).
 
     Example
     -------
@@ -630,6 +656,7 @@ class Segment:
     end: float
     label: str
     probs: torch.Tensor
+    error: str = None
 
     def __iter__(self):
         return iter((self.start, self.end, self.label, self.probs))
@@ -866,6 +893,50 @@ class DPMEmotionRecognizer(Pretrained):
             wav = wav[0]
         return check_waveform(wav.detach().cpu(), name)
 
+    def _skipped(self, error):
+        """The prediction that marks an input left out (``on_error``)."""
+        nan = torch.full((len(self.emotions),), float("nan"))
+        return EmotionPrediction(None, nan, -1, float("nan"), error=error)
+
+    def _checked_turns(self, items, on_error):
+        """Checked waveforms of a conversation's turns.
+
+        Arguments
+        ---------
+        items : list of str or torch.Tensor
+            The turns (paths or 16 kHz mono tensors).
+        on_error : str
+            ``raise``: the first bad turn raises. ``skip``: bad turns
+            (missing, unreadable, empty, too short, NaN, silent) are left
+            out, with a logged count.
+
+        Returns
+        -------
+        list
+            Per turn, a waveform, or the error message of a skipped turn.
+        """
+        if on_error not in ON_ERROR:
+            raise ValueError(f"on_error must be one of {ON_ERROR}")
+        out = []
+        for i, item in enumerate(items):
+            try:
+                out.append(self._as_waveform(item, f"utterance {i}"))
+            except (OSError, ValueError) as err:
+                if on_error == "raise":
+                    raise
+                is_path = isinstance(item, (str, os.PathLike))
+                out.append(f"utterance {i}: {err}" if is_path else str(err))
+        bad = [x for x in out if isinstance(x, str)]
+        if bad:
+            logger.warning(
+                "left %d of %d turns out of the conversation "
+                "(on_error='skip'): %s",
+                len(bad),
+                len(out),
+                "; ".join(bad),
+            )
+        return out
+
     @torch.no_grad()
     def encode_utterances(self, wavs, speakers=None, slots=None):
         """Waveforms to utterances of the SLLM's token space.
@@ -1003,7 +1074,7 @@ class DPMEmotionRecognizer(Pretrained):
 
     # -- conversations -----------------------------------------------------
 
-    def classify_dialogue(self, wavs_or_paths, speakers=None):
+    def classify_dialogue(self, wavs_or_paths, speakers=None, on_error="raise"):
         """Emotions of the utterances of one conversation, in order.
 
         The utterances go through the configured strategy as one
@@ -1016,15 +1087,24 @@ class DPMEmotionRecognizer(Pretrained):
         speakers : list of str, optional
             Speaker of each utterance (kept with it; the model does not
             use speaker identities).
+        on_error : str
+            ``raise`` (default): a bad utterance (missing, unreadable,
+            empty, shorter than ``MIN_SECONDS``, NaN, silent) raises.
+            ``skip``: it is left out of the conversation (a warning counts
+            them) and its prediction is marked (``error``, label None).
 
         Returns
         -------
         list of EmotionPrediction
             One per utterance (``label, probs = prediction``).
         """
-        return self.classify_dialogues([wavs_or_paths], [speakers])[0]
+        return self.classify_dialogues(
+            [wavs_or_paths], [speakers], on_error=on_error
+        )[0]
 
-    def classify_dialogues(self, dialogues, speakers=None, batch_size=None):
+    def classify_dialogues(
+        self, dialogues, speakers=None, batch_size=None, on_error="raise"
+    ):
         """Emotions of many conversations, read side by side.
 
         Each dialogue is one conversation with its own memory; up to
@@ -1039,6 +1119,8 @@ class DPMEmotionRecognizer(Pretrained):
             Speakers of each dialogue's utterances.
         batch_size : int, optional
             Conversations read at once (default ``BATCH_SIZE``).
+        on_error : str
+            ``raise`` or ``skip`` (see ``classify_dialogue``).
 
         Returns
         -------
@@ -1051,7 +1133,7 @@ class DPMEmotionRecognizer(Pretrained):
             raise ValueError(
                 f"{len(speakers)} speaker lists for {len(dialogues)} dialogues"
             )
-        encoded = []
+        turns, encoded = [], []
         for d, (items, names) in enumerate(zip(dialogues, speakers)):
             items = list(items)
             if names is not None and len(names) != len(items):
@@ -1059,14 +1141,24 @@ class DPMEmotionRecognizer(Pretrained):
                     f"dialogue {d}: {len(names)} speakers for {len(items)} "
                     "utterances"
                 )
-            wavs = [
-                self._as_waveform(x, f"dialogue {d}, utterance {i}")
-                for i, x in enumerate(items)
-            ]
+            checked = self._checked_turns(items, on_error)
+            good = [i for i, x in enumerate(checked) if not isinstance(x, str)]
+            if names is not None:
+                names = [names[i] for i in good]
+            wavs = [checked[i] for i in good]
+            turns.append(checked)
             encoded.append(self.encode_utterances(wavs, names) if wavs else [])
+        logits = self._read_conversations(encoded, batch_size)
+        return [self._with_skipped(t, rows) for t, rows in zip(turns, logits)]
+
+    def _with_skipped(self, turns, logits):
+        """Predictions of the read turns, in place; skipped ones marked."""
+        rows = iter(logits)
         return [
-            [self._prediction(row) for row in logits]
-            for logits in self._read_conversations(encoded, batch_size)
+            self._skipped(turn)
+            if isinstance(turn, str)
+            else self._prediction(next(rows))
+            for turn in turns
         ]
 
     def _read_conversations(self, dialogues, batch_size=None):
@@ -1145,7 +1237,7 @@ class DPMEmotionRecognizer(Pretrained):
         for span in spans:
             start = max(0, int(span["start"]))
             end = min(int(span["end"]), wav.shape[0])
-            if end - start < max(1, int(min_speech * SAMPLE_RATE)):
+            if end - start < SAMPLE_RATE * max(MIN_SECONDS, min_speech):
                 continue
             n_pieces = -(-(end - start) // limit)
             size = -(-(end - start) // n_pieces)
@@ -1163,6 +1255,7 @@ class DPMEmotionRecognizer(Pretrained):
         vad_threshold=0.5,
         progressbar=False,
         batch_size=None,
+        on_error="raise",
     ):
         """Emotions along long recordings (each a whole conversation).
 
@@ -1191,6 +1284,12 @@ class DPMEmotionRecognizer(Pretrained):
             Show a tqdm bar over the segments' encoding.
         batch_size : int, optional
             Recordings read at once (default ``BATCH_SIZE``).
+        on_error : str
+            ``raise`` (default): a bad segment (shorter than
+            ``MIN_SECONDS``, silent, NaN) raises. ``skip``: it is left out
+            of the conversation (a warning counts them) and kept in the
+            output marked with its ``error`` (the CSV's ``error`` column).
+            A recording that cannot be read raises either way.
 
         Returns
         -------
@@ -1206,6 +1305,8 @@ class DPMEmotionRecognizer(Pretrained):
             If it cannot be read, is empty or has NaN samples, or on bad
             arguments.
         """
+        if on_error not in ON_ERROR:
+            raise ValueError(f"on_error must be one of {ON_ERROR}")
         if max_segment <= 0 or min_speech < 0 or min_speech > max_segment:
             raise ValueError(
                 "need 0 <= min_speech <= max_segment and max_segment > 0, "
@@ -1218,24 +1319,28 @@ class DPMEmotionRecognizer(Pretrained):
             raise ValueError(
                 f"{len(csv_paths)} CSV paths for {len(paths)} recordings"
             )
-        spans, dialogues = [], []
+        spans, turns, dialogues = [], [], []
         vad = (min_speech, max_segment, min_silence, vad_threshold)
         for item in paths:
-            found, utts = self._long_audio_utterances(item, progressbar, *vad)
+            found, checked, utts = self._long_audio_utterances(
+                item, progressbar, on_error, *vad
+            )
             spans.append(found)
+            turns.append(checked)
             dialogues.append(utts)
         results = []
         logits = self._read_conversations(dialogues, batch_size)
         for d, (found, rows) in enumerate(zip(spans, logits)):
             segments = []
-            for (lo, hi), row in zip(found, rows):
-                pred = self._prediction(row)
+            preds = self._with_skipped(turns[d], rows)
+            for (lo, hi), pred in zip(found, preds):
                 segments.append(
                     Segment(
                         lo / SAMPLE_RATE,
                         hi / SAMPLE_RATE,
                         pred.label,
                         pred.probs,
+                        pred.error,
                     )
                 )
             if csv_paths is not None and csv_paths[d] is not None:
@@ -1244,9 +1349,18 @@ class DPMEmotionRecognizer(Pretrained):
         return results[0] if single else results
 
     def _long_audio_utterances(
-        self, path, progressbar, min_speech, max_segment, min_silence, threshold
+        self,
+        path,
+        progressbar,
+        on_error,
+        min_speech,
+        max_segment,
+        min_silence,
+        threshold,
     ):
-        """A recording's speech spans (samples) and their utterances."""
+        """A recording's speech spans (samples), each span's checked
+        waveform or error message (``on_error="skip"``), and the
+        utterances of the good ones."""
         from tqdm import tqdm
 
         wav = read_audio_16k(path, allow_silence=True)
@@ -1257,24 +1371,47 @@ class DPMEmotionRecognizer(Pretrained):
             )
         if not spans:
             logger.warning("%s: no speech found", os.fspath(path))
+        checked = []
+        for lo, hi in spans:
+            try:
+                checked.append(
+                    check_waveform(
+                        wav[lo:hi],
+                        f"{os.fspath(path)} at {lo / SAMPLE_RATE:.2f} s",
+                    )
+                )
+            except ValueError as err:
+                if on_error == "raise":
+                    raise
+                checked.append(str(err))
+        good = [x for x in checked if not isinstance(x, str)]
+        if len(good) < len(checked):
+            logger.warning(
+                "%s: left %d of %d segments out of the conversation "
+                "(on_error='skip'; marked in the output)",
+                os.fspath(path),
+                len(checked) - len(good),
+                len(checked),
+            )
         utts = []
         bar = tqdm(
-            total=len(spans),
+            total=len(good),
             desc="Segments",
             unit="seg",
             disable=not progressbar,
         )
         # A few segments at a time: the encoder's memory stays bounded.
-        for lo in range(0, len(spans), self.BATCH_SIZE):
-            part = spans[lo : lo + self.BATCH_SIZE]
-            utts += self.encode_utterances([wav[a:b] for a, b in part])
+        for lo in range(0, len(good), self.BATCH_SIZE):
+            part = good[lo : lo + self.BATCH_SIZE]
+            utts += self.encode_utterances(part)
             bar.update(len(part))
         bar.close()
-        return spans, utts
+        return spans, checked, utts
 
 
 def write_segments_csv(csv_path, segments, emotions):
-    """Writes segments as ``start,end,label,score,p_<class>...`` rows.
+    """Writes segments as ``start,end,label,score,p_<class>...,error`` rows
+    (``error``: empty, or why the segment was left out).
 
     Arguments
     ---------
@@ -1291,8 +1428,8 @@ def write_segments_csv(csv_path, segments, emotions):
     >>> seg = Segment(0.5, 1.25, "sad", torch.tensor([0.25, 0.75]))
     >>> write_segments_csv(path, [seg], ["neu", "sad"])
     >>> print(path.read_text("utf-8").strip())
-    start,end,label,score,p_neu,p_sad
-    0.500,1.250,sad,0.7500,0.2500,0.7500
+    start,end,label,score,p_neu,p_sad,error
+    0.500,1.250,sad,0.7500,0.2500,0.7500,
     """
     csv_path = os.fspath(csv_path)
     parent = os.path.dirname(os.path.abspath(csv_path))
@@ -1300,14 +1437,22 @@ def write_segments_csv(csv_path, segments, emotions):
     with open(csv_path, "w", newline="", encoding="utf-8") as fout:
         writer = csv.writer(fout)
         writer.writerow(
-            ["start", "end", "label", "score"] + [f"p_{e}" for e in emotions]
+            ["start", "end", "label", "score"]
+            + [f"p_{e}" for e in emotions]
+            + ["error"]
         )
         for seg in segments:
+            times = [f"{seg.start:.3f}", f"{seg.end:.3f}"]
+            if seg.error is not None:
+                blank = [""] * (len(emotions) + 1)
+                writer.writerow(times + [""] + blank + [seg.error])
+                continue
             probs = [float(p) for p in seg.probs]
             writer.writerow(
-                [f"{seg.start:.3f}", f"{seg.end:.3f}", seg.label]
-                + [f"{max(probs):.4f}"]
+                times
+                + [seg.label, f"{max(probs):.4f}"]
                 + [f"{p:.4f}" for p in probs]
+                + [""]
             )
 
 

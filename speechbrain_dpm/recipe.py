@@ -18,7 +18,7 @@ from speechbrain.utils.logger import get_logger
 from speechbrain_dpm.brain import load_dialogues
 from speechbrain_dpm.dpm_training import DPMAwareBrain
 from speechbrain_dpm.inference import export_model_folder
-from speechbrain_dpm.metrics import results_table
+from speechbrain_dpm.metrics import results_table, write_results
 from speechbrain_dpm.units import extract_units, units_manifest_path
 
 logger = get_logger(__name__)
@@ -64,7 +64,130 @@ def check_hparams(hparams):
             )
 
 
-def export_model(hparams):
+#: The row of the first stage of a two-stage YAML (utterance alone).
+CLASSIFIER_ROW = "classifier"
+
+
+def has_classifier_stage(hparams):
+    """True for a two-stage YAML, one that declares the first stage's
+    checkpointer (``classifier_checkpointer``, see
+    ``recipes/IEMOCAP/hparams/dpm_feedback.yaml``)."""
+    return "classifier_checkpointer" in hparams
+
+
+def best_on_valid(valid_results):
+    """The row with the highest validation UA (ties: the first listed).
+
+    Example
+    -------
+    >>> best_on_valid({"a": {"UA": 50.0}, "b": {"UA": 61.0}, "c": {"UA": 61.0}})
+    'b'
+    """
+    return max(valid_results, key=lambda name: valid_results[name]["UA"])
+
+
+def train_classifier_stage(hparams, run_opts, data):
+    """Stage 1 of a two-stage YAML: the same SLLM trained as the utterance
+    classifier (``classifier_hparams``: single-utterance windows, emotion
+    loss only, no emotion feedback), with its own epoch counter,
+    checkpoints and log, so a stopped run resumes in its stage. The best
+    stage-1 checkpoint (validation UA) is left loaded in the SLLM, where
+    stage 2 starts from unless it has checkpoints of its own.
+
+    Arguments
+    ---------
+    hparams : dict
+        The loaded hyperparameters.
+    run_opts : dict
+        SpeechBrain's run options.
+    data : dict
+        Split → dialogues (``load_dialogues``).
+
+    Returns
+    -------
+    dict
+        Split → ``{"classifier": metrics}`` for ``eval_splits`` (and
+        ``valid`` with ``export_strategy: best_on_valid``).
+    """
+    sllm = hparams["sllm"]
+    stage = {
+        **hparams,
+        **hparams["classifier_hparams"],
+        "epoch_counter": hparams["classifier_counter"],
+        "checkpointer": hparams["classifier_checkpointer"],
+        "train_logger": hparams["classifier_logger"],
+    }
+    feedback = sllm.emotion_feedback
+    sllm.emotion_feedback = False  # the classifier reads utterances alone
+    try:
+        brain = DPMAwareBrain(
+            modules=hparams["modules"],
+            opt_class=hparams["opt_class"],
+            hparams=stage,
+            run_opts=run_opts,
+            checkpointer=stage["checkpointer"],
+        )
+        logger.info("Stage 1 of 2: the utterance classifier")
+        brain.fit(
+            stage["epoch_counter"],
+            brain.make_window_loader(
+                data["train"],
+                sb.Stage.TRAIN,
+                **hparams["classifier_loader_kwargs"],
+            ),
+            brain.make_window_loader(
+                data["valid"],
+                sb.Stage.VALID,
+                ckpt_prefix=None,
+                **hparams["valid_loader_kwargs"],
+            ),
+        )
+        results = {}
+        for split in evaluated_splits(hparams):
+            results[split] = brain.evaluate_strategies(
+                data[split],
+                {CLASSIFIER_ROW: {"strategy": "utterance"}},
+                out_dir=os.path.join(hparams["output_folder"], "results"),
+                title=split,
+                batch_size=hparams["eval_batch_size"],
+            )
+    finally:
+        sllm.emotion_feedback = feedback
+    logger.info("Stage 2 of 2: the SLLM, from the classifier's tensors")
+    return results
+
+
+def evaluated_splits(hparams):
+    """``eval_splits``, after ``valid`` when the exported row is chosen
+    on validation (``export_strategy: best_on_valid``)."""
+    splits = list(hparams["eval_splits"])
+    if hparams["export_strategy"] == "best_on_valid" and "valid" not in splits:
+        splits.insert(0, "valid")
+    return splits
+
+
+def choose_export(hparams, results):
+    """The row to export and why: ``export_strategy``, or with
+    ``best_on_valid`` the row of highest validation UA.
+
+    Returns
+    -------
+    tuple
+        ``(row name, reason)``.
+    """
+    name = hparams["export_strategy"]
+    if name != "best_on_valid":
+        return name, f"export_strategy: {name} (fixed in the hparams)"
+    valid = results["valid"]
+    best = best_on_valid(valid)
+    scores = ", ".join(f"{k} {m['UA']:.2f}" for k, m in valid.items())
+    return best, (
+        f"export_strategy: best_on_valid chose {best}, the highest "
+        f"validation UA of the rows ({scores})"
+    )
+
+
+def export_model(hparams, name=None, reason=None):
     """Writes the ready-to-use model folder (``hparams["export_folder"]``)
     that ``DPMEmotionRecognizer.from_hparams`` loads.
 
@@ -72,14 +195,23 @@ def export_model(hparams):
     ---------
     hparams : dict
         The loaded recipe hyperparameters, after training.
+    name : str, optional
+        The row to export (default: ``export_strategy``). The classifier
+        row of a two-stage YAML exports stage 1's best tensors.
+    reason : str, optional
+        Why this row: logged and written to ``EXPORT_REASON.txt`` in the
+        folder.
 
     Returns
     -------
     str
         The folder.
     """
-    name = hparams["export_strategy"]
+    name = name or hparams["export_strategy"]
     rows = active_strategies(hparams)
+    if name == CLASSIFIER_ROW and has_classifier_stage(hparams):
+        hparams["classifier_checkpointer"].recover_if_possible(max_key="UA")
+        rows = {CLASSIFIER_ROW: {"strategy": "utterance"}}
     if name not in rows:
         logger.warning(
             "export_strategy %r is not an evaluated row of test_strategies: "
@@ -114,6 +246,12 @@ def export_model(hparams):
         hparams["emotions"],
         settings,
     )
+    if reason:
+        with open(
+            os.path.join(folder, "EXPORT_REASON.txt"), "w", encoding="utf-8"
+        ) as fout:
+            fout.write(reason + "\n")
+        logger.info(reason)
     logger.info("Exported the model for DPMEmotionRecognizer to %s", folder)
     return folder
 
@@ -162,6 +300,9 @@ def run_recipe(hparams, run_opts, corpus):
         )
         for split, path in manifests.items()
     }
+    stage1 = {}
+    if has_classifier_stage(hparams):
+        stage1 = train_classifier_stage(hparams, run_opts, data)
     # Plain training unless hparams say training_mode: dpm_aware.
     brain = DPMAwareBrain(
         modules=hparams["modules"],
@@ -180,6 +321,8 @@ def run_recipe(hparams, run_opts, corpus):
         **hparams["valid_loader_kwargs"],
     )
     init = hparams.get("init_from")
+    if stage1 and init:
+        raise ValueError("init_from and a classifier stage exclude each other")
     if init and hparams["checkpointer"].find_checkpoint() is None:
         # A fresh run that starts from another run's trained tensors (e.g.
         # DPM-aware fine-tuning of a plain model); a resumed run does not.
@@ -189,16 +332,23 @@ def run_recipe(hparams, run_opts, corpus):
     # eval_splits: [valid] (with --test_only) tunes e.g. memory_lr on the
     # validation split without touching the test split.
     results = {}
-    for split in hparams["eval_splits"]:
+    out_dir = os.path.join(hparams["output_folder"], "results")
+    for split in evaluated_splits(hparams):
         results[split] = brain.evaluate_strategies(
             data[split],
             active_strategies(hparams),
-            out_dir=os.path.join(hparams["output_folder"], "results"),
+            out_dir,
             title=split,
             batch_size=hparams["eval_batch_size"],
         )
+        if stage1 and if_main_process():
+            # the classifier row first, then the SLLM's rows
+            results[split] = {**stage1[split], **results[split]}
+            write_results(
+                results[split], out_dir, list(hparams["emotions"]), split
+            )
     if if_main_process():
-        export_model(hparams)
+        export_model(hparams, *choose_export(hparams, results))
         tag = (
             "SYNTHETIC corpus (generated by speechbrain_dpm.synth)"
             if is_synthetic(hparams["data_folder"])

@@ -649,7 +649,7 @@ class EmotionSLLM(nn.Module):
         nll = -self.audio_log_probs(pred, targets)
         return nll.mean() if reduction == "mean" else nll.sum()
 
-    def emotion_loss(self, hidden, positions, labels):
+    def emotion_loss(self, hidden, positions, labels, class_weights=None):
         """Cross-entropy of the emotion at given positions.
 
         Arguments
@@ -661,6 +661,9 @@ class EmotionSLLM(nn.Module):
             with label -100).
         labels : torch.LongTensor
             [B, M] class indices, -100 to ignore.
+        class_weights : torch.Tensor, optional
+            [C] weight of each class (``F.cross_entropy``'s ``weight``:
+            the mean is weighted too); None: every read counts alike.
 
         Returns
         -------
@@ -671,4 +674,4 @@ class EmotionSLLM(nn.Module):
         rows = torch.arange(hidden.shape[0], device=hidden.device)
         rows = rows[:, None].expand_as(positions)[keep]
         logits = self.emotion_logits(hidden[rows, positions[keep]])
-        return F.cross_entropy(logits, labels[keep])
+        return F.cross_entropy(logits, labels[keep], weight=class_weights)

@@ -40,24 +40,12 @@ def _has_torchrun():
 
 # torchrun of this interpreter (the one on PATH may be another install)
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
-pytestmark = pytest.mark.skipif(
-    not _has_torchrun(), reason="torchrun / gloo unavailable"
-)
-
-# The known DDP bug (see hang_reason): rank 0 waits forever in
-# train_logger.log_stats at the end of evaluation.
-KNOWN_HANG = (
-    "DDP evaluation hangs: DPMBrain.evaluate_strategies calls "
-    "train_logger.log_stats (SpeechBrain's @main_process_only, which ends "
-    "in a ddp_broadcast collective) on rank 0 only; the other ranks wait "
-    "at run_recipe's barrier. Fix in brain.py: call log_stats on every "
-    "rank (see the test report)"
-)
-KNOWN_DIAGNOSTICS = (
-    "DPM diagnostics 'dialogue' is the runner's count of dialogues seen on "
-    "its rank, not the dialogue's index: it differs under DDP. Fix in "
-    "brain.label_dialogues: {**records[pos], 'dialogue': order + 1}"
-)
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        not _has_torchrun(), reason="torchrun / gloo unavailable"
+    ),
+]
 
 
 def free_port():
@@ -82,22 +70,8 @@ def torchrun(args, log_path, out, env=None):
     )
 
 
-def hang_reason(run, out):
-    """The known bug's reason if ``run`` hung the known way, else None."""
-    if (
-        run["killed"] == "stall"
-        and (Path(out) / "results" / "test.md").exists()
-        and "Exported the model" not in run["output"]
-    ):
-        return KNOWN_HANG
-    return None
-
-
-def check_ddp_run(run, out):
-    """Fails with the run's output, or xfails on the known hang."""
-    reason = hang_reason(run, out)
-    if reason is not None:
-        pytest.xfail(reason)
+def check_ddp_run(run):
+    """Fails with the run's output unless it exited cleanly."""
     assert run["rc"] == 0, rt.describe(run)
 
 
@@ -119,7 +93,7 @@ def test_ddp_training_smoke(models, data, tmp_path):
     out = tmp_path / "out"
     args = rt.recipe_args(ROW, data, out, models)
     run = torchrun(args, tmp_path / "stdout.txt", out)
-    check_ddp_run(run, out)
+    check_ddp_run(run)
     for name in ("train_log.txt", "results/test.json", "model/sllm.ckpt"):
         assert (out / name).exists(), name
     assert "epoch: 1 -" in (out / "train_log.txt").read_text()
@@ -135,19 +109,6 @@ def read_predictions(folder):
             json.loads(line) for line in path.read_text().split("\n") if line
         ]
     return out
-
-
-def without_dialogue_counter(rows):
-    """Rows with the DPM diagnostics' ``dialogue`` counter removed."""
-    clean = []
-    for row in rows:
-        row = dict(row)
-        if "diagnostics" in row:
-            row["diagnostics"] = {
-                k: v for k, v in row["diagnostics"].items() if k != "dialogue"
-            }
-        clean.append(row)
-    return clean
 
 
 def test_ddp_evaluation_parity(models, data, tmp_path_factory, tmp_path):
@@ -171,10 +132,7 @@ def test_ddp_evaluation_parity(models, data, tmp_path_factory, tmp_path):
         assert "Going into epoch" not in runs[mode]["output"]
         assert ckpts == sorted(p.name for p in (out / "save").glob("CKPT+*"))
     assert runs["single"]["rc"] == 0, rt.describe(runs["single"])
-    hung = hang_reason(runs["ddp"], outs["ddp"])
-    if hung is None:
-        assert runs["ddp"]["rc"] == 0, rt.describe(runs["ddp"])
-    # Compare what was written, even if the DDP run then hung.
+    check_ddp_run(runs["ddp"])
     metrics = {
         mode: json.loads((out / "results" / "test.json").read_text())
         for mode, out in outs.items()
@@ -186,10 +144,5 @@ def test_ddp_evaluation_parity(models, data, tmp_path_factory, tmp_path):
     n_dialogues = len({r["dialogue_id"] for r in preds["single"]["dpm"]})
     assert n_dialogues >= 2, "too few test dialogues to shard"
     for name, rows in preds["single"].items():
-        assert without_dialogue_counter(preds["ddp"][name]) == (
-            without_dialogue_counter(rows)
-        ), name
-    if hung is not None:
-        pytest.xfail(hung)
-    if preds["ddp"] != preds["single"]:
-        pytest.xfail(KNOWN_DIAGNOSTICS)
+        # the DPM diagnostics' dialogue counter included
+        assert preds["ddp"][name] == rows, name

@@ -402,3 +402,40 @@ def test_init_from_starts_from_another_runs_tensors(tmp_path_factory, tmp_path):
     assert all(torch.equal(got[k], want[k]) for k in want)
     evaluated = sorted(p.name for p in (out / "results").glob("*.jsonl"))
     assert evaluated == ["test_predictions_utterance.jsonl"]
+
+
+def test_two_stage_run_resumes_in_its_stage(tmp_path_factory, tmp_path):
+    """A two-stage run (``dpm_feedback.yaml``) stopped after stage 1
+    resumes in stage 2: stage 1 is not trained again, stage 2 starts from
+    stage 1's tensors and trains; the exported row is the best on valid,
+    with the reason written next to the model."""
+    row = ROWS_BY_ID["IEMOCAP_dpm_feedback"]
+    first = recipe_run(tmp_path_factory, row["id"])
+    assert first["rc"] == 0, "the first run failed (see test_recipe_row)"
+    out = copy_run(first["folder"], tmp_path / "out")
+    # as if stopped right after stage 1: stage 2 has no checkpoint yet
+    for ckpt in (out / "save").glob("CKPT+*"):
+        shutil.rmtree(ckpt)
+    (out / "train_log.txt").unlink()
+    args = recipe_args(
+        row,
+        corpus(tmp_path_factory, "IEMOCAP"),
+        out,
+        tiny_models(tmp_path_factory),
+    )
+    run = run_logged([sys.executable, *args], tmp_path / "stdout.txt")
+    assert run["rc"] == 0, describe(run)
+    stage1 = (out / "train_log_classifier.txt").read_text()
+    assert len(re.findall(r"^epoch: 1 -", stage1, re.M)) == 1
+    stage2 = (out / "train_log.txt").read_text()
+    assert len(re.findall(r"^epoch: 1 -", stage2, re.M)) == 1
+    assert list((out / "save").glob("CKPT+*"))
+    valid = json.loads((out / "results" / "valid.json").read_text())
+    test = json.loads((out / "results" / "test.json").read_text())
+    assert list(test)[0] == "classifier" and "dpm" in test
+    best = max(valid, key=lambda name: valid[name]["UA"])
+    reason = (out / "model" / "EXPORT_REASON.txt").read_text()
+    assert f"best_on_valid chose {best}" in reason
+    exported = (out / "model" / "hyperparams.yaml").read_text()
+    want = "utterance" if best == "classifier" else best
+    assert re.search(rf"^strategy: {want}\b", exported, re.M), exported

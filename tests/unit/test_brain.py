@@ -34,6 +34,7 @@ def make_brain(
     hparams = {
         "audio_loss_weight": 0.5,
         "emotion_loss_weight": 0.5,
+        "emotion_class_weights": None,
         "emotions": EMOTIONS,
         "n_ctx": 24,
         "n_r": 12,

@@ -23,6 +23,7 @@ from speechbrain_dpm.inference import (
     HPARAMS_FILE,
     INTERFACE_FILE,
     LABEL_ENCODER_FILE,
+    MIN_SECONDS,
     SLLM_FILE,
     DPMEmotionRecognizer,
     EmotionPrediction,
@@ -704,27 +705,6 @@ def test_cli(exported, long_recording, dialogue, tmp_path, capsys):
     assert "missing.wav" in capsys.readouterr().err
 
 
-# ---------------------------------------------------------------------------
-# A folder exported by the real recipe
-# ---------------------------------------------------------------------------
-
-
-@pytest.mark.integration
-def test_recipe_exported_model(tmp_path):
-    folder = os.environ.get("DPM_EXPORTED_MODEL")
-    if not folder:
-        pytest.skip("set DPM_EXPORTED_MODEL to a recipe's exported folder")
-    model = DPMEmotionRecognizer.from_hparams(source=folder)
-    wavs = [signal(1.5, seed=i, f0=110 + 20 * i) for i in range(3)]
-    out_prob, score, index, text_lab = model.classify_batch(wavs[0])
-    assert out_prob.shape == (1, len(model.emotions))
-    assert text_lab[0] in model.emotions
-    preds = model.classify_dialogue(wavs)
-    with model.stream() as session:
-        pushed = [session.push(w) for w in wavs]
-    assert [p.label for p in preds] == [p.label for p in pushed]
-
-
 def test_loading_the_vad_keeps_the_thread_setting():
     """silero-vad sets torch's threads to 1 when imported; the recognizer's
     import of it puts the caller's setting back (checked in a fresh
@@ -740,3 +720,126 @@ def test_loading_the_vad_keeps_the_thread_setting():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert out.stdout.split()[-1] == "2"
+
+
+# ---------------------------------------------------------------------------
+# Too-short audio and on_error
+# ---------------------------------------------------------------------------
+
+
+def test_too_short_audio_is_named(model, tmp_path):
+    """A truncated file (8 samples) is refused with its name and duration,
+    not labelled."""
+    cut = write_wav(tmp_path / "cut.wav", signal(1.0)[:8])
+    with pytest.raises(ValueError, match=r"cut\.wav.*too short: 0\.0005 s"):
+        model.classify_file(cut)
+    with pytest.raises(ValueError, match=r"utterance 1.*too short"):
+        model.classify_dialogue([signal(1.0), signal(1.0)[:8]])
+    with pytest.raises(ValueError, match="too short"):
+        model.classify_batch(signal(1.0)[:100])
+    # at the minimum it is accepted
+    assert model.classify_batch(signal(MIN_SECONDS))[3][0] in EMOTIONS
+
+
+def bad_turns(tmp_path):
+    """A conversation of 2 good turns and 5 bad ones: (items, good idx)."""
+    nan = signal(1.0)
+    nan[100] = float("nan")
+    garbage = tmp_path / "garbage.wav"
+    garbage.write_text("not audio")
+    items = [
+        signal(1.0, seed=1, f0=120),
+        str(tmp_path / "missing.wav"),
+        write_wav(tmp_path / "cut.wav", signal(1.0)[:8]),
+        torch.zeros(SR),
+        nan,
+        str(garbage),
+        signal(1.3, seed=2, f0=200),
+    ]
+    return items, [0, 6]
+
+
+def test_dialogue_on_error_skip(model, tmp_path, caplog):
+    items, good = bad_turns(tmp_path)
+    with pytest.raises(FileNotFoundError, match="missing.wav"):
+        model.classify_dialogue(items)
+    with pytest.raises(ValueError, match="on_error"):
+        model.classify_dialogue(items, on_error="ignore")
+    with caplog.at_level("WARNING"):
+        preds = model.classify_dialogue(items, on_error="skip")
+    assert "left 5 of 7 turns out" in caplog.text
+    assert len(preds) == len(items)
+    for i, pred in enumerate(preds):
+        if i in good:
+            assert pred.error is None and pred.label in EMOTIONS
+        else:
+            assert pred.label is None and pred.index == -1
+            assert torch.isnan(pred.probs).all() and pred.error
+    assert "missing.wav" in preds[1].error
+    assert "too short" in preds[2].error and "silent" in preds[3].error
+    assert "NaN" in preds[4].error and "garbage.wav" in preds[5].error
+    # The bad turns leave no trace: the same as the good turns alone.
+    alone = model.classify_dialogue([items[i] for i in good])
+    for pred, ref in zip([preds[i] for i in good], alone):
+        assert pred.label == ref.label
+        assert torch.allclose(pred.probs, ref.probs, atol=1e-5)
+    # Nothing readable at all: every turn marked, nothing labelled.
+    assert all(
+        p.error for p in model.classify_dialogue(items[1:6], on_error="skip")
+    )
+
+
+def test_long_audio_on_error_skip(model, long_recording, tmp_path, monkeypatch):
+    """A bad segment (here a silent one the VAD is made to return) fails
+    the call by default; with skip it is left out of the conversation and
+    marked in the segments and the CSV's error column."""
+    path, spans = long_recording
+    real = model._speech_segments
+    rate = SR
+
+    def with_silence(wav, *args):
+        return [(0, rate // 2)] + real(wav, *args)  # 0-0.5 s is silence
+
+    monkeypatch.setattr(model, "_speech_segments", with_silence)
+    with pytest.raises(ValueError, match="talk.wav at 0.00 s.*silent"):
+        model.classify_long_audio(path)
+    writes = model.strategy.n_writes
+    csv_path = str(tmp_path / "skip.csv")
+    segments = model.classify_long_audio(
+        path, csv_path=csv_path, on_error="skip"
+    )
+    assert segments[0].error and "silent" in segments[0].error
+    assert segments[0].label is None
+    assert all(s.error is None and s.label in EMOTIONS for s in segments[1:])
+    assert model.strategy.n_writes == writes + len(segments) - 1
+    monkeypatch.setattr(model, "_speech_segments", real)
+    plain = model.classify_long_audio(path)
+    assert [s.label for s in segments[1:]] == [s.label for s in plain]
+    with open(csv_path, newline="") as fin:
+        rows = list(csv.DictReader(fin))
+    assert len(rows) == len(segments)
+    assert "silent" in rows[0]["error"] and rows[0]["label"] == ""
+    assert all(r["error"] == "" for r in rows[1:])
+
+
+def test_cli_on_error(exported, tmp_path, capsys):
+    from speechbrain_dpm.__main__ import main
+
+    folder = exported[0]
+    good = write_wav(tmp_path / "good.wav", signal(1.0))
+    cut = write_wav(tmp_path / "cut.wav", signal(1.0)[:8])
+    files = [good, cut, good]
+    assert main(["classify", "--model", folder, "--dialogue"] + files) == 1
+    assert "cut.wav" in capsys.readouterr().err
+    for extra in ([], ["--dialogue"]):
+        args = ["classify", "--model", folder, "--on-error", "skip"]
+        assert main(args + extra + files) == 0
+        lines = capsys.readouterr().out.strip().splitlines()
+        assert len(lines) == 3
+        assert (
+            lines[1].startswith(f"{cut}\terror: ") and "too short" in lines[1]
+        )
+        assert lines[0].split("\t")[1] in EMOTIONS
+
+
+import torch

@@ -331,7 +331,6 @@ def test_prosody_features_track_pitch_and_energy():
 
 @pytest.mark.integration
 def test_real_whisper_tiny_en():
-    pytest.importorskip("speechbrain_dpm.assets")
     encoder = WhisperFrameEncoder("whisper-tiny.en", layer=2)
     feats, n = encoder(signal(10, seed=9).unsqueeze(0))
     assert abs(int(n[0]) - 250) <= 1
