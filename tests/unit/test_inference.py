@@ -840,6 +840,3 @@ def test_cli_on_error(exported, tmp_path, capsys):
             lines[1].startswith(f"{cut}\terror: ") and "too short" in lines[1]
         )
         assert lines[0].split("\t")[1] in EMOTIONS
-
-
-import torch
