@@ -143,6 +143,30 @@ def enable_checkpointing(llm):
     return llm
 
 
+def disable_checkpointing(llm):
+    """Turns HF's checkpointing of the decoder blocks off.
+
+    Returns
+    -------
+    bool
+        Whether it was on.
+
+    Example
+    -------
+    >>> disable_checkpointing(enable_checkpointing(tiny_llm()))
+    True
+    """
+    was_on = any(
+        getattr(m, "gradient_checkpointing", False) for m in llm.modules()
+    )
+    if was_on:
+        if hasattr(llm, "activation_checkpointing_disable"):
+            llm.activation_checkpointing_disable()
+        else:
+            llm.gradient_checkpointing_disable()
+    return was_on
+
+
 def context_length(llm):
     """The longest window the LLM was trained on (positions), or None.
 

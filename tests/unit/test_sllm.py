@@ -456,3 +456,24 @@ def test_vocabulary_extension_across_families(family, audio_head, tmp_path):
     emb = llm.get_input_embeddings().weight
     assert not emb.requires_grad and emb.grad is None
     assert torch.equal(emb, before)
+
+
+def test_recipe_refuses_windows_beyond_the_context_at_start_up():
+    """``check_hparams`` (the recipe's first step) names the setting."""
+    from speechbrain_dpm.recipe import check_hparams
+
+    hparams = {
+        "emotions": ["neu", "hap", "sad", "ang"],
+        "n_classes": 4,
+        "sllm": make_sllm(),
+        "n_ctx": 512,
+        "test_strategies": {"one_pass": {"max_tokens": 4096}, "dpm": False},
+    }
+    check_hparams(hparams)
+    hparams["test_strategies"]["one_pass"]["max_tokens"] = 32768
+    with pytest.raises(ValueError, match="one_pass.max_tokens = 32768"):
+        check_hparams(hparams)
+    hparams["test_strategies"]["one_pass"]["max_tokens"] = 4096
+    hparams["n_ctx"] = 8192
+    with pytest.raises(ValueError, match="n_ctx = 8192"):
+        check_hparams(hparams)
