@@ -42,6 +42,7 @@ from common import (
     N_UNITS,
     PeakRSS,
     base_parser,
+    build_llm,
     child_result,
     max_rss_mb,
     rss_mb,
@@ -117,7 +118,16 @@ def build_model(name, dtype="float32", checkpointing=False, lora_rank=16):
         if checkpointing:
             enable_checkpointing(llm)
     else:
-        llm = load_llm(name, dtype=dtype, gradient_checkpointing=checkpointing)
+        try:
+            llm = load_llm(
+                name, dtype=dtype, gradient_checkpointing=checkpointing
+            )
+        except Exception:  # no package: the same shape, random weights
+            if name != "smollm2-135m":
+                raise
+            llm = build_llm(name)[0].to(getattr(torch, dtype))
+            if checkpointing:
+                enable_checkpointing(llm)
     torch.manual_seed(0)
     sllm = EmotionSLLM(
         llm,
@@ -146,7 +156,7 @@ def train_step(sllm, batch, optimizer):
     hidden, audio_hidden = sllm(
         batch["tokens"], batch["feats"], batch["lengths"], outputs="both"
     )
-    steps = torch.arange(hidden.shape[1])
+    steps = torch.arange(hidden.shape[1], device=hidden.device)
     targets = batch["audio_targets"] & (steps[None] < batch["lengths"][:, None])
     l_audio = sllm.audio_loss(audio_hidden, batch["tokens"], targets)
     l_emo = sllm.emotion_loss(hidden, batch["emo_positions"], batch["labels"])
@@ -158,36 +168,77 @@ def train_step(sllm, batch, optimizer):
 
 
 def child_train(args):
-    """One model, one configuration: two training steps, peak RSS."""
+    """One model, one configuration: two training steps (the recipe's, on
+    ``--device``; CPU: as ``DPMBrain`` sets the allocator up), peak RSS
+    (and peak GPU memory on CUDA), seconds per step."""
     import time
 
     from speechbrain_dpm.brain import return_freed_memory
 
     set_threads(args.threads)
     if args.lean_malloc:
-        return_freed_memory("cpu")
+        return_freed_memory(args.device)
     sllm = build_model(args.model, args.dtype, args.checkpointing)
+    sllm.to(args.device)
     batch = training_batch(sllm.space, args.batch, args.n_ctx)
+    batch = {
+        k: v.to(args.device) if torch.is_tensor(v) else v
+        for k, v in batch.items()
+    }
     optimizer = torch.optim.AdamW(sllm.trainable_parameters(), lr=1e-4)
+    cuda = torch.device(args.device).type == "cuda"
     torch.manual_seed(1)
     base = rss_mb()
     losses = []
-    start = time.perf_counter()
     with PeakRSS() as peak:
-        for _ in range(2):
-            losses.append(train_step(sllm, batch, optimizer))
-    seconds = (time.perf_counter() - start) / 2
+        for step in range(args.steps):
+            if step == 1:  # the first step warms up (and creates AdamW)
+                if cuda:
+                    torch.cuda.synchronize()
+                start = time.perf_counter()
+            with torch.autocast(
+                torch.device(args.device).type,
+                dtype=torch.bfloat16,
+                enabled=bool(args.autocast),
+            ):
+                losses.append(train_step(sllm, batch, optimizer))
+    seconds = (time.perf_counter() - start) / max(args.steps - 1, 1)
+    tokens = int(batch["lengths"].sum())
     child_result(
         {
             "losses": losses,
-            "tokens": int(batch["lengths"].sum()),
+            "tokens": tokens,
             "window": list(batch["tokens"].shape),
             "loaded_rss_mb": base,
             "step_extra_mb": peak.peak_mb - base,
             "peak_rss_mb": max(max_rss_mb(), peak.peak_mb),
             "step_s": seconds,
+            "tokens_per_s": tokens / seconds,
+            "peak_gpu_mib": (
+                torch.cuda.max_memory_allocated() / 2**20 if cuda else None
+            ),
         }
     )
+
+
+def child_dpm(args):
+    """DPM at batch 1 on ``--device`` (``benchmarks/dpm_cost.py``'s timed
+    cases: one forward, one write, one DPM utterance) and its peak GPU
+    memory."""
+    from dpm_cost import run_case
+
+    set_threads(args.threads)
+    sllm = build_model(args.model, args.dtype).eval().to(args.device)
+    kwargs = {"rank": args.memory_rank, "alpha": 2 * args.memory_rank}
+    case, _, _ = run_case(
+        sllm, args.n_r, args.utt, {**kwargs, "lr": 1e-3}, 5, 1
+    )
+    cuda = torch.device(args.device).type == "cuda"
+    case.pop("samples", None)
+    case["peak_gpu_mib"] = (
+        torch.cuda.max_memory_allocated() / 2**20 if cuda else None
+    )
+    child_result(case)
 
 
 def linear_shapes(config):
@@ -415,10 +466,15 @@ def main(argv=None):
     parser.add_argument("--dtype", default="float32", help=HIDDEN)
     parser.add_argument("--checkpointing", type=int, default=0, help=HIDDEN)
     parser.add_argument("--lean-malloc", type=int, default=1, help=HIDDEN)
+    parser.add_argument("--device", default="cpu", help=HIDDEN)
+    parser.add_argument("--steps", type=int, default=2, help=HIDDEN)
+    parser.add_argument("--autocast", type=int, default=0, help=HIDDEN)
     args = parser.parse_args(argv)
     if args.child == "train":
         args.checkpointing = bool(args.checkpointing)
         return child_train(args)
+    if args.child == "dpm":
+        return child_dpm(args)
     set_threads(args.threads)
     report = {"settings": vars(args), "rows": {}}
     for name in args.models:
