@@ -496,7 +496,7 @@ def main(argv=None):
                 args,
                 "float32",
                 "units+continuous",
-                "measured",
+                "built here",
                 sllm,
             )
             del sllm
