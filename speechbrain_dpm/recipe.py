@@ -19,6 +19,7 @@ from speechbrain_dpm.brain import load_dialogues
 from speechbrain_dpm.dpm_training import DPMAwareBrain
 from speechbrain_dpm.inference import export_model_folder
 from speechbrain_dpm.metrics import results_table, write_results
+from speechbrain_dpm.sllm import check_window, disable_checkpointing
 from speechbrain_dpm.units import extract_units, units_manifest_path
 
 logger = get_logger(__name__)
@@ -62,6 +63,10 @@ def check_hparams(hparams):
                 f"test_strategies.{name}: n_limit ({limit}) must exceed "
                 "n_context (n_limit >= n_max + n_r)"
             )
+        for key in ("n_limit", "max_tokens"):
+            window = (opts or {}).get(key)
+            check_window(hparams["sllm"].llm, window, f"{name}.{key}")
+    check_window(hparams["sllm"].llm, hparams["n_ctx"], "n_ctx")
 
 
 #: The row of the first stage of a two-stage YAML (utterance alone).
@@ -290,6 +295,12 @@ def run_recipe(hparams, run_opts, corpus):
         },
     )
     sllm = hparams["sllm"]
+    if hparams.get("training_mode") == "dpm_aware" and disable_checkpointing(
+        sllm.llm
+    ):
+        # Its memory writes change the LoRA state between a block's forward
+        # and its recomputation, which checkpointing cannot replay.
+        logger.warning("gradient_checkpointing is off for dpm_aware training")
     with_feats = hparams["audio_input"] != "units"
     data = {
         split: load_dialogues(

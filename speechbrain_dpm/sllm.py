@@ -40,7 +40,33 @@ ALL_LINEAR = (
 )
 
 
-def load_llm(source, num_layers=None, torch_dtype=torch.float32):
+DTYPES = {
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+}
+
+
+def resolve_dtype(dtype):
+    """The torch dtype named by ``dtype`` (a name of ``DTYPES`` or a dtype).
+
+    Example
+    -------
+    >>> resolve_dtype("bfloat16")
+    torch.bfloat16
+    """
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in DTYPES:
+        raise ValueError(
+            f"llm_dtype must be one of {sorted(DTYPES)}, got {dtype!r}"
+        )
+    return DTYPES[dtype]
+
+
+def load_llm(
+    source, num_layers=None, dtype="float32", gradient_checkpointing=False
+):
     """Loads a causal LM from a cache key, a local folder or a hub id.
 
     Arguments
@@ -52,8 +78,18 @@ def load_llm(source, num_layers=None, torch_dtype=torch.float32):
         Keep only the first ``num_layers`` decoder blocks (the rest are
         not loaded). A cheaper trunk for CPU-sized experiments; ``None``
         keeps the whole model.
-    torch_dtype : torch.dtype
-        The dtype of the weights (float32 on CPU).
+    dtype : str or torch.dtype
+        The dtype of the frozen weights: ``float32``, ``bfloat16`` or
+        ``float16``. The weights are loaded straight into it (a bfloat16
+        checkpoint loaded as bfloat16 never exists in float32). The
+        trained parts of ``EmotionSLLM`` and the LoRA adapters stay
+        float32 whatever this is.
+    gradient_checkpointing : bool
+        Recompute each decoder block's activations in the backward pass
+        instead of keeping them (HF's non-reentrant checkpointing): only
+        the blocks' inputs stay in memory while a training window is
+        back-propagated. Active only in train mode; the gradients are the
+        same.
 
     Returns
     -------
@@ -62,7 +98,7 @@ def load_llm(source, num_layers=None, torch_dtype=torch.float32):
 
     Example
     -------
-    >>> llm = load_llm("smollm2-135m")  # doctest: +SKIP
+    >>> llm = load_llm("smollm2-135m", dtype="bfloat16")  # doctest: +SKIP
     """
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -81,9 +117,100 @@ def load_llm(source, num_layers=None, torch_dtype=torch.float32):
         if getattr(config, "layer_types", None):
             config.layer_types = config.layer_types[:num_layers]
     llm = AutoModelForCausalLM.from_pretrained(
-        path, config=config, dtype=torch_dtype
+        path, config=config, dtype=resolve_dtype(dtype)
     )
+    if gradient_checkpointing:
+        enable_checkpointing(llm)
     return llm.eval()
+
+
+def enable_checkpointing(llm):
+    """Turns on HF's (non-reentrant) checkpointing of the decoder blocks.
+
+    Example
+    -------
+    >>> llm = enable_checkpointing(tiny_llm())
+    >>> llm.model.layers[0].gradient_checkpointing
+    True
+    """
+    kwargs = {"use_reentrant": False}
+    if hasattr(llm, "activation_checkpointing_enable"):  # transformers >= 5.x
+        llm.activation_checkpointing_enable(
+            activation_checkpointing_kwargs=kwargs
+        )
+    else:
+        llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    return llm
+
+
+def disable_checkpointing(llm):
+    """Turns HF's checkpointing of the decoder blocks off.
+
+    Returns
+    -------
+    bool
+        Whether it was on.
+
+    Example
+    -------
+    >>> disable_checkpointing(enable_checkpointing(tiny_llm()))
+    True
+    """
+    was_on = any(
+        getattr(m, "gradient_checkpointing", False) for m in llm.modules()
+    )
+    if was_on:
+        if hasattr(llm, "activation_checkpointing_disable"):
+            llm.activation_checkpointing_disable()
+        else:
+            llm.gradient_checkpointing_disable()
+    return was_on
+
+
+def context_length(llm):
+    """The longest window the LLM was trained on (positions), or None.
+
+    Example
+    -------
+    >>> context_length(tiny_llm())
+    4096
+    """
+    config = getattr(llm, "config", None)
+    return getattr(config, "max_position_embeddings", None)
+
+
+def check_window(llm, n_tokens, what):
+    """Refuses a window longer than the LLM's trained context.
+
+    Arguments
+    ---------
+    llm : transformers.PreTrainedModel
+        The LLM.
+    n_tokens : int
+        The longest window a setting makes.
+    what : str
+        The setting, named in the error.
+
+    Raises
+    ------
+    ValueError
+        If ``n_tokens`` exceeds ``max_position_embeddings``.
+
+    Example
+    -------
+    >>> check_window(tiny_llm(), 4096, "n_ctx")
+    >>> check_window(tiny_llm(), 8192, "n_ctx")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+      ...
+    ValueError: n_ctx = 8192 tokens exceeds the LLM's trained context ...
+    """
+    limit = context_length(llm)
+    if limit is not None and n_tokens is not None and n_tokens > limit:
+        raise ValueError(
+            f"{what} = {n_tokens} tokens exceeds the LLM's trained context "
+            f"(max_position_embeddings = {limit}): lower it, or use an LLM "
+            "with a longer window"
+        )
 
 
 def tiny_llm(hidden_size=32, layers=2, heads=4, vocab_size=64, seed=0):
@@ -166,6 +293,11 @@ def add_lora_adapter(
     newest adapter after an injection, which would silently switch the fixed
     LoRA off when the temporary one is added.
 
+    The adapter's weights are float32 whatever the LLM's dtype (peft would
+    give them the base layer's): a bfloat16 trunk keeps float32 master
+    weights for what is trained, peft casts the LoRA input to float32 and
+    the LoRA output back to the trunk's dtype.
+
     Arguments
     ---------
     llm : transformers.PreTrainedModel
@@ -219,7 +351,11 @@ def add_lora_adapter(
         layer.set_adapter(names)
     for param in llm.parameters():
         param.requires_grad_(False)
-    return [p for n, p in llm.named_parameters() if f".{name}." in n]
+    params = [p for n, p in llm.named_parameters() if f".{name}." in n]
+    for param in params:
+        if param.dtype != torch.float32:
+            param.data = param.data.float()
+    return params
 
 
 @register_checkpoint_hooks
@@ -343,7 +479,7 @@ class EmotionSLLM(nn.Module):
         hidden = llm.config.hidden_size
         # New rows start at the scale of the LLM's own embeddings, so the
         # frozen trunk sees inputs of the norm it was trained on.
-        scale = llm.get_input_embeddings().weight.std().item()
+        scale = llm.get_input_embeddings().weight.float().std().item()
         self.token_embed = nn.Embedding(self.space.size, hidden)
         nn.init.normal_(self.token_embed.weight, std=scale)
         # Output rows start at zero: training starts from uniform unit and
@@ -453,6 +589,11 @@ class EmotionSLLM(nn.Module):
         return hidden[: len(tokens)], hidden[len(tokens) :]
 
     @property
+    def trunk_dtype(self):
+        """The dtype of the frozen LLM's weights (its residual stream)."""
+        return self.llm.get_input_embeddings().weight.dtype
+
+    @property
     def audio_sees_feats(self):
         """Whether the audio-loss forward gets the continuous features."""
         return self.audio_loss_input == "units+continuous"
@@ -491,6 +632,7 @@ class EmotionSLLM(nn.Module):
         if tokens.shape[0] != 1 or lengths is not None:
             raise ValueError("grad_from needs a single unpadded window")
         embeds = self.embed(tokens, feats, use_feats=self.audio_sees_feats)
+        embeds = embeds.to(self.trunk_dtype)
         decoder = self.llm.get_decoder()
         with torch.no_grad():
             cache = decoder(
@@ -501,7 +643,7 @@ class EmotionSLLM(nn.Module):
             past_key_values=cache,
             use_cache=True,
         )
-        return out.last_hidden_state
+        return out.last_hidden_state.float()
 
     def embed(self, tokens, feats=None, use_feats=True):
         """Builds the input embeddings of a token window.
@@ -551,7 +693,9 @@ class EmotionSLLM(nn.Module):
         Returns
         -------
         torch.Tensor
-            [B, T, H] last hidden states (after the final norm).
+            [B, T, H] last hidden states (after the final norm), float32
+            whatever the trunk's dtype (the input runs in the trunk's
+            dtype).
         """
         return self._trunk(self.embed(tokens, feats, use_feats), lengths)
 
@@ -561,9 +705,11 @@ class EmotionSLLM(nn.Module):
             steps = torch.arange(embeds.shape[1], device=embeds.device)
             mask = (steps[None] < lengths[:, None]).long()
         out = self.llm.get_decoder()(
-            inputs_embeds=embeds, attention_mask=mask, use_cache=False
+            inputs_embeds=embeds.to(self.trunk_dtype),
+            attention_mask=mask,
+            use_cache=False,
         )
-        return out.last_hidden_state
+        return out.last_hidden_state.float()
 
     def emotion_logits(self, hidden):
         """Emotion logits, restricted to the C emotion tokens.
@@ -601,7 +747,8 @@ class EmotionSLLM(nn.Module):
         """
         logits = hidden @ self.token_out[self.space.audio_slice].T
         if self.audio_head == "full":
-            text_logits = self.llm.get_output_embeddings()(hidden)
+            head = self.llm.get_output_embeddings()
+            text_logits = head(hidden.to(head.weight.dtype)).float()
             emo_logits = self.emotion_logits(hidden)
             norm = torch.logsumexp(
                 torch.cat([text_logits, logits, emo_logits], dim=-1), dim=-1

@@ -90,7 +90,9 @@ def shared_folder(tmp_path_factory, name, build):
 
 def build_tiny_models(root):
     """A tiny random HF Whisper (64-d, 2 encoder blocks) and a tiny random
-    Llama, saved under ``root`` (absolute paths)."""
+    Llama, saved under ``root`` (absolute paths), the Llama also in
+    bfloat16 (``llm_bf16``, for the ``*_paper.yaml`` rows: a real
+    checkpoint folder's dtype, checkpointing and new-row paths)."""
     from speechbrain_dpm.sllm import tiny_llm
     from speechbrain_dpm.units import save_tiny_whisper
 
@@ -98,7 +100,10 @@ def build_tiny_models(root):
     save_tiny_whisper(whisper)
     llm = str((root / "llm").resolve())
     tiny_llm(hidden_size=32, layers=2, heads=4).save_pretrained(llm)
-    return {"whisper": whisper, "llm": llm}
+    llm_bf16 = str((root / "llm_bf16").resolve())
+    tiny = tiny_llm(hidden_size=32, layers=2, heads=4)
+    tiny.to(torch.bfloat16).save_pretrained(llm_bf16)
+    return {"whisper": whisper, "llm": llm, "llm_bf16": llm_bf16}
 
 
 def build_corpus(dataset):
@@ -138,6 +143,9 @@ def recipe_args(row, data_folder, output_folder, models, extra=()):
     """The script's arguments for a CSV row (tiny sources injected);
     ``extra`` flags replace the row's flags of the same name."""
     names = {flag.split("=")[0] for flag in extra}
+    llm = models["llm"]
+    if Path(row["Hparam_file"]).stem.endswith("_paper"):
+        llm = models["llm_bf16"]
     flags = [
         flag
         for flag in row["test_debug_flags"].split()
@@ -149,7 +157,7 @@ def recipe_args(row, data_folder, output_folder, models, extra=()):
         f"--data_folder={data_folder}",
         f"--output_folder={output_folder}",
         f"--encoder_source={models['whisper']}",
-        f"--llm_source={models['llm']}",
+        f"--llm_source={llm}",
         *flags,
         "--device=cpu",
         "--noprogressbar",
@@ -314,9 +322,12 @@ def top_level_keys(yaml_text):
 
 
 def key_is_used(key, yaml_text, code):
-    """True if ``key`` is referenced by ``!ref <key...>`` in the YAML or
-    read from the hparams in ``code``."""
-    if re.search(rf"<{key}\b", yaml_text):
+    """True if ``key`` is referenced by ``!ref <key...>`` in the YAML,
+    read from the hparams in ``code``, or a SpeechBrain run option (e.g.
+    ``precision``: ``sb.Brain`` reads it from the hparams)."""
+    from speechbrain.core import RunOptions
+
+    if re.search(rf"<{key}\b", yaml_text) or key in RunOptions().as_dict():
         return True
     quoted = rf"['\"]{key}['\"]"
     patterns = [

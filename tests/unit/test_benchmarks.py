@@ -31,6 +31,8 @@ ARGS = {
     + ["--warmup", "0", "--n-r", "16", "--utt", "6", "--target-batch", "2"],
     "vs_temp_lora": ["--model", "tiny", "--utts", "3", "--docs", "1"]
     + ["--n-r", "32"],
+    "footprint": ["--models", "tiny", "--batch", "2", "--n-ctx", "64"]
+    + ["--n-r", "32", "--utt", "20"],
 }
 
 
@@ -114,3 +116,22 @@ def test_vs_temp_lora(reports):
     # Same number of updates: 2 per utterance each.
     assert detail["ours"]["updates"] == detail["ref"]["updates"] == 6
     assert "time per update" in last
+
+
+def test_footprint(reports):
+    report, last = result(reports, "footprint")
+    row = report["rows"]["tiny"]
+    assert row["source"] == "built here"
+    assert 0 < row["trainable"] < row["params"]
+    for key in ("weights_gib", "train_activations_gib", "dpm_eval_gib"):
+        assert key in row
+    measured = row["measured"]
+    assert set(measured["peak_rss_mib"]) == {
+        "checkpointing",
+        "no_checkpointing",
+    }
+    # checkpointing recomputes: the same losses (float32, same seed)
+    assert measured["loss_max_abs_diff"] < 1e-4
+    act = row["train_activations_gib"]
+    assert act["checkpointing"] < act["no_checkpointing"]
+    assert last.startswith("| DPM FLOPs per utterance / forward")

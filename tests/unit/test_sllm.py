@@ -286,3 +286,194 @@ def test_fed_back_emotion_keeps_the_read_at_audio_end():
         with_emotion(fed, 1, space)
     with pytest.raises(ValueError, match="out of range"):
         with_emotion(a, 4, space)
+
+
+# -- dtype, checkpointing, context bound, LLM families (issue 16) -----------
+
+
+def family_llm(family, seed=0):
+    """A tiny random causal LM of an HF family (vocab 64, width 32)."""
+    import transformers
+
+    common = {
+        "vocab_size": 64,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 256,
+    }
+    if family == "llama":
+        config = transformers.LlamaConfig(**common, tie_word_embeddings=False)
+        cls = transformers.LlamaForCausalLM
+    elif family == "qwen2":
+        config = transformers.Qwen2Config(**common, tie_word_embeddings=False)
+        cls = transformers.Qwen2ForCausalLM
+    else:  # gemma: tied embeddings, inputs scaled by sqrt(hidden)
+        config = transformers.GemmaConfig(
+            **common, head_dim=8, tie_word_embeddings=True
+        )
+        cls = transformers.GemmaForCausalLM
+    torch.manual_seed(seed)
+    return cls(config).eval()
+
+
+def perturb(sllm, seed=2):
+    """Moves the trained tensors off their zero init (zero output rows and
+    LoRA B give zero gradients elsewhere), the same way for every model."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for param in sllm.trainable_parameters():
+            param.add_(0.05 * torch.randn_like(param))
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    """Checkpointing recomputes the blocks' activations: the loss and the
+    gradients of every trained tensor are those of a plain backward (LoRA
+    dropout on: the recomputation replays the same masks)."""
+    from speechbrain_dpm.sllm import enable_checkpointing
+
+    grads, losses = [], []
+    for checkpointing in (False, True):
+        llm = tiny_llm(layers=3)
+        if checkpointing:
+            enable_checkpointing(llm)
+        torch.manual_seed(0)
+        sllm = EmotionSLLM(llm, K, C, feat_dim=D, lora_dropout=0.1).train()
+        perturb(sllm)
+        batch = batch_of(sllm.space, n_utts=4)
+        torch.manual_seed(1)
+        hidden, audio = sllm(
+            batch["tokens"], batch["feats"], batch["lengths"], outputs="both"
+        )
+        loss = sllm.audio_loss(
+            audio, batch["tokens"], batch["audio_targets"]
+        ) + sllm.emotion_loss(hidden, batch["emo_positions"], batch["labels"])
+        loss.backward()
+        losses.append(loss.item())
+        grads.append([p.grad.clone() for p in sllm.trainable_parameters()])
+    assert losses[0] == pytest.approx(losses[1], abs=1e-6)
+    assert len(grads[0]) == len(grads[1])
+    for plain, ckpt in zip(*grads):
+        assert plain.abs().sum() > 0
+        assert torch.allclose(plain, ckpt, atol=1e-6, rtol=1e-5)
+
+
+def test_load_llm_dtype_and_checkpointing(tmp_path):
+    """A bfloat16 folder loads as bfloat16 (no float32 weights at all),
+    with checkpointing on when asked; unknown dtypes are refused."""
+    from speechbrain_dpm.sllm import load_llm
+
+    tiny_llm().to(torch.bfloat16).save_pretrained(tmp_path)
+    llm = load_llm(str(tmp_path), dtype="bfloat16", gradient_checkpointing=True)
+    assert {p.dtype for p in llm.parameters()} == {torch.bfloat16}
+    assert llm.model.layers[0].gradient_checkpointing
+    assert not load_llm(str(tmp_path)).model.layers[0].gradient_checkpointing
+    with pytest.raises(ValueError, match="llm_dtype"):
+        load_llm(str(tmp_path), dtype="float8")
+
+
+def test_bfloat16_trunk_keeps_float32_trained_tensors():
+    """On a bfloat16 trunk the new rows, projection and every LoRA
+    (fixed and temporary) stay float32, the trunk stays bfloat16, the
+    hidden states come back float32 and every trained tensor gets a
+    float32 gradient; the result is close to the float32 model's."""
+    from speechbrain_dpm.sllm import add_lora_adapter
+
+    torch.manual_seed(0)
+    ref = EmotionSLLM(tiny_llm(), K, C, feat_dim=D, lora_dropout=0.0)
+    torch.manual_seed(0)
+    sllm = EmotionSLLM(
+        tiny_llm().to(torch.bfloat16), K, C, feat_dim=D, lora_dropout=0.0
+    )
+    for param in sllm.trainable_parameters():
+        assert param.dtype == torch.float32
+    perturb(ref)
+    perturb(sllm)
+    frozen = {
+        p.dtype for n, p in sllm.llm.named_parameters() if "lora_" not in n
+    }
+    assert frozen == {torch.bfloat16}
+    batch = batch_of(sllm.space)
+    hidden = sllm(batch["tokens"], batch["feats"], batch["lengths"])
+    assert hidden.dtype == torch.float32
+    want = ref(batch["tokens"], batch["feats"], batch["lengths"])
+    assert torch.allclose(hidden, want, atol=0.1 * want.abs().max().item())
+    loss = sllm.emotion_loss(hidden, batch["emo_positions"], batch["labels"])
+    loss.backward()
+    for param in sllm.trainable_parameters():
+        assert param.grad is not None and param.grad.dtype == torch.float32
+    assert all(p.grad.abs().sum() > 0 for p in sllm.fixed_lora)
+    memory = add_lora_adapter(sllm.llm, "memory", rank=2, alpha=4)
+    assert {p.dtype for p in memory} == {torch.float32}
+    assert {p.dtype for p in sllm.fixed_lora} == {torch.float32}
+
+
+def test_windows_beyond_the_trained_context_are_refused():
+    from speechbrain_dpm.sllm import check_window, context_length
+
+    llm = tiny_llm()
+    assert context_length(llm) == 4096
+    check_window(llm, 4096, "n_ctx")
+    with pytest.raises(ValueError, match="n_limit = 5000 tokens exceeds"):
+        check_window(llm, 5000, "n_limit")
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2", "gemma"])
+@pytest.mark.parametrize("audio_head", ["units", "full"])
+def test_vocabulary_extension_across_families(family, audio_head, tmp_path):
+    """The new token rows, the fixed LoRA on all seven projections and the
+    full-vocabulary head work on Llama, Qwen2 and Gemma (tied embeddings,
+    scaled inputs), loaded from a bfloat16 folder: the loss trains the new
+    rows and the LoRA, the LLM's own vocabulary stays frozen and intact."""
+    from speechbrain_dpm.sllm import ALL_LINEAR, load_llm
+
+    family_llm(family).to(torch.bfloat16).save_pretrained(tmp_path)
+    llm = load_llm(str(tmp_path), dtype="bfloat16")
+    before = llm.get_input_embeddings().weight.clone()
+    torch.manual_seed(0)
+    sllm = EmotionSLLM(llm, K, C, feat_dim=D, audio_head=audio_head).train()
+    # the new input rows start at the scale of the LLM's own rows
+    ratio = sllm.token_embed.weight.std() / before.float().std()
+    assert 0.5 < ratio.item() < 2.0
+    perturb(sllm)
+    wrapped = {n.split(".")[-1] for n, _ in sllm.llm.named_modules()}
+    assert set(ALL_LINEAR) <= wrapped
+    assert len(sllm.fixed_lora) == 2 * 7 * 2  # A and B, 7 linears, 2 blocks
+    batch = batch_of(sllm.space)
+    hidden, audio = sllm(
+        batch["tokens"], batch["feats"], batch["lengths"], outputs="both"
+    )
+    loss = sllm.audio_loss(
+        audio, batch["tokens"], batch["audio_targets"]
+    ) + sllm.emotion_loss(hidden, batch["emo_positions"], batch["labels"])
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert sllm.token_embed.weight.grad.abs().sum() > 0
+    assert sllm.token_out.grad.abs().sum() > 0
+    assert all(p.grad is not None for p in sllm.fixed_lora)
+    emb = llm.get_input_embeddings().weight
+    assert not emb.requires_grad and emb.grad is None
+    assert torch.equal(emb, before)
+
+
+def test_recipe_refuses_windows_beyond_the_context_at_start_up():
+    """``check_hparams`` (the recipe's first step) names the setting."""
+    from speechbrain_dpm.recipe import check_hparams
+
+    hparams = {
+        "emotions": ["neu", "hap", "sad", "ang"],
+        "n_classes": 4,
+        "sllm": make_sllm(),
+        "n_ctx": 512,
+        "test_strategies": {"one_pass": {"max_tokens": 4096}, "dpm": False},
+    }
+    check_hparams(hparams)
+    hparams["test_strategies"]["one_pass"]["max_tokens"] = 32768
+    with pytest.raises(ValueError, match="one_pass.max_tokens = 32768"):
+        check_hparams(hparams)
+    hparams["test_strategies"]["one_pass"]["max_tokens"] = 4096
+    hparams["n_ctx"] = 8192
+    with pytest.raises(ValueError, match="n_ctx = 8192"):
+        check_hparams(hparams)
