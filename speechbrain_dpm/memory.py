@@ -354,9 +354,13 @@ class LoRAMemory:
             delta = delta * self.scale
             if mask is not None:
                 delta = delta * mask[..., None].to(delta.dtype)
-            # Added in float32: under bf16 autocast a small write would be
-            # rounded away against the large frozen output.
-            return output.to(delta.dtype) + delta
+            if torch.is_autocast_enabled(output.device.type):
+                # Added in float32 (autocast casts it for the next matmul):
+                # in bf16 a small write would be rounded away against the
+                # large frozen output.
+                return output.to(delta.dtype) + delta
+            # A trunk stored in bf16 / fp16 runs in its own dtype.
+            return output + delta.to(output.dtype)
 
         return hook
 

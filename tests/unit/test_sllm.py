@@ -379,8 +379,6 @@ def test_bfloat16_trunk_keeps_float32_trained_tensors():
     (fixed and temporary) stay float32, the trunk stays bfloat16, the
     hidden states come back float32 and every trained tensor gets a
     float32 gradient; the result is close to the float32 model's."""
-    from speechbrain_dpm.sllm import add_lora_adapter
-
     torch.manual_seed(0)
     ref = EmotionSLLM(tiny_llm(), K, C, feat_dim=D, lora_dropout=0.0)
     torch.manual_seed(0)
@@ -405,9 +403,29 @@ def test_bfloat16_trunk_keeps_float32_trained_tensors():
     for param in sllm.trainable_parameters():
         assert param.grad is not None and param.grad.dtype == torch.float32
     assert all(p.grad.abs().sum() > 0 for p in sllm.fixed_lora)
-    memory = add_lora_adapter(sllm.llm, "memory", rank=2, alpha=4)
-    assert {p.dtype for p in memory} == {torch.float32}
     assert {p.dtype for p in sllm.fixed_lora} == {torch.float32}
+    # The temporary LoRA too: float32 factors and state, on a bf16 trunk
+    # with and without autocast; a write lowers its window's loss.
+    from speechbrain_dpm.memory import LoRAMemory
+    from speechbrain_dpm.sequence import context_window, make_utterance
+
+    sllm.eval()
+    gen = torch.Generator().manual_seed(1)
+    utt = make_utterance(
+        torch.randint(0, K, (12,), generator=gen),
+        torch.randn(12, D, generator=gen),
+        sllm.space,
+    )
+    window = context_window([], utt, 8)
+    for autocast in (False, True):
+        memory = LoRAMemory(sllm, rank=2, alpha=4, lr=1e-2)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            before = memory.audio_loss(window)
+            memory.write(window)
+            memory.write(window)
+            assert memory.audio_loss(window) < before
+            assert memory.read(window).dtype == torch.float32
+        assert {w.dtype for w in memory.weights} == {torch.float32}
 
 
 def test_windows_beyond_the_trained_context_are_refused():
