@@ -93,6 +93,7 @@ def time_grid(sllm, args):
                     conv.records.clear()
 
             cases[f"{precision}_b{batch}"] = step
+    print(f"timing {len(cases)} cases x {args.repeats} rounds", flush=True)
     return interleaved(cases, args.repeats, args.warmup)
 
 
@@ -148,12 +149,21 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--target-batch", type=int, default=8)
+    parser.add_argument(
+        "--layers", type=int, default=0, help="keep the first k blocks"
+    )
     parser.add_argument("--recipe-output", default=None)
     parser.add_argument("--agree-batch", type=int, default=8)
     args = parser.parse_args(argv)
     set_threads(args.threads)
 
     sllm, weights = build_sllm(args.model)
+    if args.layers:
+        # The first k blocks only (the recipes' llm_layers): same shapes
+        # per block, k/30 of the time and activation memory.
+        blocks = sllm.llm.get_decoder().layers
+        del blocks[args.layers :]
+        sllm.llm.config.num_hidden_layers = args.layers
     times = time_grid(sllm, args)
     base = median(times[f"fp32_b{args.batches[0]}"]) / args.batches[0]
     grid = {}
@@ -173,6 +183,7 @@ def main(argv=None):
         "peak_rss_mb": max_rss_mb(),
         "model": args.model,
         "weights": weights,
+        "layers": args.layers or "all",
         "n_r": args.n_r,
         "utt_units": args.utt,
         "threads": args.threads,
