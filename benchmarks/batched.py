@@ -42,6 +42,10 @@ from common import (
 
 from speechbrain_dpm.dpm_strategy import DPMStrategy
 
+#: The recipes' DPM row (recipes/IEMOCAP/hparams/dpm.yaml).
+DPM_OPTS = {"n_context": 256, "n_limit": 512, "rank": 8, "alpha": 16}
+DPM_OPTS["lr"] = 1e-3
+
 
 def filled_conversations(dpm, n, n_r, utt_units):
     """``n`` conversations of ``dpm`` with a full ``n_r``-token context
@@ -107,7 +111,7 @@ def agreement(folder, recipe_output, batch):
 
     rec = DPMEmotionRecognizer.from_hparams(folder, run_opts={"device": "cpu"})
     sllm = rec.mods.sllm
-    manifest = os.path.join(recipe_output, "save", "test.json")
+    manifest = os.path.join(recipe_output, "save", "test_units.json")
     dialogues = [
         utts for _, utts in load_dialogues(manifest, rec.emotions, sllm.space)
     ]
@@ -154,42 +158,49 @@ def main(argv=None):
     )
     parser.add_argument("--recipe-output", default=None)
     parser.add_argument("--agree-batch", type=int, default=8)
+    parser.add_argument(
+        "--agreement-only",
+        action="store_true",
+        help="only the bf16 / fp32 agreement of --recipe-output",
+    )
     args = parser.parse_args(argv)
     set_threads(args.threads)
 
-    sllm, weights = build_sllm(args.model)
-    if args.layers:
-        # The first k blocks only (the recipes' llm_layers): same shapes
-        # per block, k/30 of the time and activation memory.
-        blocks = sllm.llm.get_decoder().layers
-        del blocks[args.layers :]
-        sllm.llm.config.num_hidden_layers = args.layers
-    times = time_grid(sllm, args)
-    base = median(times[f"fp32_b{args.batches[0]}"]) / args.batches[0]
-    grid = {}
-    for name, samples in times.items():
-        batch = int(name.split("_b")[1])
-        per_utt = median(samples) / batch
-        grid[name] = {
-            "step_s": median(samples),
-            "utts_per_s": 1 / per_utt,
-            "speedup_vs_sequential_fp32": base / per_utt,
+    report = {}
+    if not args.agreement_only:
+        sllm, weights = build_sllm(args.model)
+        if args.layers:
+            # The first k blocks only (the recipes' llm_layers): same shapes
+            # per block, k/30 of the time and activation memory.
+            blocks = sllm.llm.get_decoder().layers
+            del blocks[args.layers :]
+            sllm.llm.config.num_hidden_layers = args.layers
+        times = time_grid(sllm, args)
+        base = median(times[f"fp32_b{args.batches[0]}"]) / args.batches[0]
+        grid = {}
+        for name, samples in times.items():
+            batch = int(name.split("_b")[1])
+            per_utt = median(samples) / batch
+            grid[name] = {
+                "step_s": median(samples),
+                "utts_per_s": 1 / per_utt,
+                "speedup_vs_sequential_fp32": base / per_utt,
+            }
+            print(
+                f"{name:10s} step {median(samples) * 1e3:8.1f} ms  "
+                f"{1 / per_utt:6.2f} utt/s  x{base / per_utt:.2f}"
+            )
+        report = {
+            "peak_rss_mb": max_rss_mb(),
+            "model": args.model,
+            "weights": weights,
+            "layers": args.layers or "all",
+            "n_r": args.n_r,
+            "utt_units": args.utt,
+            "threads": args.threads,
+            "grid": grid,
+            "samples_s": times,
         }
-        print(
-            f"{name:10s} step {median(samples) * 1e3:8.1f} ms  "
-            f"{1 / per_utt:6.2f} utt/s  x{base / per_utt:.2f}"
-        )
-    report = {
-        "peak_rss_mb": max_rss_mb(),
-        "model": args.model,
-        "weights": weights,
-        "layers": args.layers or "all",
-        "n_r": args.n_r,
-        "utt_units": args.utt,
-        "threads": args.threads,
-        "grid": grid,
-        "samples_s": times,
-    }
     if args.recipe_output:
         import os
 
@@ -204,6 +215,9 @@ def main(argv=None):
             f"98); transfer ratio fp32 {agree['transfer_ratio']['fp32']} "
             f"bf16 {agree['transfer_ratio']['bf16']}"
         )
+    if args.agreement_only:
+        write_json(args.out, report)
+        return report
     key = f"bf16_b{args.target_batch}"
     if key not in grid:
         key = max(grid, key=lambda k: grid[k]["speedup_vs_sequential_fp32"])

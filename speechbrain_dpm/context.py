@@ -199,8 +199,7 @@ class ContextStrategy:
             raise ValueError("push_many: each conversation at most once")
         if any(c.closed for c in convs):
             raise RuntimeError("push on a closed conversation")
-        with self.autocast():
-            logits = self._push_many(convs, utts)
+        logits = self._push_many(convs, utts)
         for conv in convs:
             conv.position += 1
         return logits
@@ -365,10 +364,11 @@ class ContextStrategy:
         device = self.sllm.token_out.device
         batch = collate_windows(windows)
         feats = batch["feats"]
-        hidden = self.sllm.hidden_states(
-            batch["tokens"].to(device),
-            None if feats is None else feats.to(device),
-        )
+        with self.autocast():
+            hidden = self.sllm.hidden_states(
+                batch["tokens"].to(device),
+                None if feats is None else feats.to(device),
+            )
         return hidden, batch["lengths"].to(device)
 
     def read_many(self, windows):
@@ -391,8 +391,7 @@ class ContextStrategy:
 
     def read(self, window):
         """Emotion logits at the last position of one window: [C]."""
-        with self.autocast():
-            return self.read_many([window])[0]
+        return self.read_many([window])[0]
 
 
 @register("sliding")
@@ -471,11 +470,10 @@ class UtteranceOnly(SlidingWindow):
         """[N, C] logits of utterances read alone, ``batch_size`` at once."""
         conv = Conversation(0)
         windows = [self.window(conv, u) for u in utts]
-        with self.autocast():
-            parts = [
-                self.read_many(windows[i : i + batch_size])
-                for i in range(0, len(windows), batch_size)
-            ]
+        parts = [
+            self.read_many(windows[i : i + batch_size])
+            for i in range(0, len(windows), batch_size)
+        ]
         return torch.cat(parts)
 
 
@@ -550,8 +548,8 @@ class OnePass(ContextStrategy):
         logits = [[] for _ in dialogues]
         for lo in range(0, len(windows), batch_size):
             part = windows[lo : lo + batch_size]
+            hidden, _ = self.hidden_many([win for _, win in part])
             with self.autocast():
-                hidden, _ = self.hidden_many([win for _, win in part])
                 for row, (index, win) in enumerate(part):
                     rows = self.sllm.emotion_logits(
                         hidden[row, win.emo_positions]

@@ -226,16 +226,13 @@ class DPMStrategy(SlidingWindow):
         rows = [i for i in range(len(convs)) if i not in writers or after_too]
         after = {}
         if rows:
-            after = dict(
-                zip(
-                    rows,
-                    memory.read(
-                        [reads[i] for i in rows],
-                        [convs[i].slot for i in rows],
-                        [lens[i] for i in rows],
-                    ),
+            with self.autocast():
+                logits = memory.read(
+                    [reads[i] for i in rows],
+                    [convs[i].slot for i in rows],
+                    [lens[i] for i in rows],
                 )
-            )
+            after = dict(zip(rows, logits))
         logits = []
         for i, record in enumerate(records):
             if i not in writers:
@@ -292,25 +289,28 @@ class DPMStrategy(SlidingWindow):
         before = {}
         others = [i for i in writers if i not in shared]
         if others and (memory.read_order == "before_write" or self.diagnostics):
-            rows = memory.read(
-                [reads[i] for i in others],
-                [convs[i].slot for i in others],
-                [lens[i] for i in others],
-            )
+            with self.autocast():
+                rows = memory.read(
+                    [reads[i] for i in others],
+                    [convs[i].slot for i in others],
+                    [lens[i] for i in others],
+                )
             before.update(zip(others, rows))
         if self.diagnostics:
-            losses = memory.audio_loss(
-                [pieces[i][0] for i in writers],
-                [convs[i].slot for i in writers],
-                use_memory=False,
-            )
+            with self.autocast():
+                losses = memory.audio_loss(
+                    [pieces[i][0] for i in writers],
+                    [convs[i].slot for i in writers],
+                    use_memory=False,
+                )
             for i, loss in zip(writers, losses):
                 records[i]["loss_without"] = loss
         for k in range(max(len(pieces[i]) for i in writers)):
             rows = [i for i in writers if len(pieces[i]) > k]
-            outs = memory.write(
-                [pieces[i][k] for i in rows], [convs[i].slot for i in rows]
-            )
+            with self.autocast():
+                outs = memory.write(
+                    [pieces[i][k] for i in rows], [convs[i].slot for i in rows]
+                )
             for i, out in zip(rows, outs):
                 if k == 0:
                     records[i]["loss_with"] = out.loss
