@@ -156,6 +156,7 @@ def main(argv=None):
     parser.add_argument(
         "--layers", type=int, default=0, help="keep the first k blocks"
     )
+    parser.add_argument("--device", default="cpu", help="e.g. cuda:0")
     parser.add_argument("--recipe-output", default=None)
     parser.add_argument("--agree-batch", type=int, default=8)
     parser.add_argument(
@@ -175,6 +176,7 @@ def main(argv=None):
             blocks = sllm.llm.get_decoder().layers
             del blocks[args.layers :]
             sllm.llm.config.num_hidden_layers = args.layers
+        sllm.to(args.device)
         times = time_grid(sllm, args)
         base = median(times[f"fp32_b{args.batches[0]}"]) / args.batches[0]
         grid = {}
@@ -198,6 +200,7 @@ def main(argv=None):
             "n_r": args.n_r,
             "utt_units": args.utt,
             "threads": args.threads,
+            "device": args.device,
             "grid": grid,
             "samples_s": times,
         }

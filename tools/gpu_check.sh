@@ -8,11 +8,10 @@
 #    with autocast, with and without gradient checkpointing, then with
 #    checkpointing at batch 8, 16, 32, ... until it no longer fits:
 #    tokens/s, the ratio to batch 4, and peak GPU memory per batch.
-# 3. SmolLM2 DPM at batch 1 (benchmarks/dpm_cost.py's timed cases: one
-#    forward, one temporary-LoRA write, one DPM utterance): the cost ratio
-#    of a DPM utterance to a forward and peak GPU memory. If dpm_cost.py
-#    takes --batch (batched conversation slots), it also runs at the
-#    largest batch of 1, 4, 16, 64 that fits; otherwise batch 1 only.
+# 3. SmolLM2 DPM at batch 1 (one forward, one temporary-LoRA write, one
+#    DPM utterance): the cost ratio of a DPM utterance to a forward and peak
+#    GPU memory; then benchmarks/batched.py: DPM utterances per second for
+#    32 conversations side by side vs 1, fp32 and bf16.
 #
 # SmolLM2's packaged weights are used when present; otherwise random
 # weights of the same shape (timing and memory depend on the shape only).
@@ -116,15 +115,14 @@ dpm() {  # n_r
 for n_r in 256 1024; do
     r=$(dpm "$n_r"); echo "{\"n_r\": $n_r, \"batch\": 1, \"result\": ${r:-null}}" >> "$OUT/dpm.jsonl"
 done
-if "$PY" benchmarks/dpm_cost.py --help 2>/dev/null | grep -q -- '--batch'; then
-    for b in 64 16 4; do
-        if timeout 150 "$PY" benchmarks/dpm_cost.py --model "$MODEL" --n-r 256 \
-            --batch "$b" --out "$OUT/dpm_cost_batch$b.json" > "$OUT/dpm_cost_batch$b.log" 2>&1; then
-            stamp "dpm_cost.py --batch $b:"; tail -3 "$OUT/dpm_cost_batch$b.log"; break
-        fi
-    done
+# Many conversations at once (one memory slot each): utterances per second
+# at batch 1, 8 and 32 in fp32 and bf16, relative to batch 1 fp32.
+if timeout 200 "$PY" benchmarks/batched.py --model "$MODEL" --device "$DEVICE" \
+    --batches 1 8 32 --repeats 3 --target-batch 32 --threads 4 \
+    --out "$OUT/batched.json" > "$OUT/batched.log" 2>&1; then
+    stamp "batched.py (DPM, batch 1 / 8 / 32):"; grep -E "_b[0-9]+ |sequential" "$OUT/batched.log"
 else
-    stamp "dpm_cost.py has no --batch: DPM measured at batch 1 only"
+    stamp "batched.py failed or timed out (see $OUT/batched.log)"
 fi
 "$PY" - "$OUT/dpm.jsonl" <<'EOF'
 import json, sys
