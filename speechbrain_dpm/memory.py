@@ -532,7 +532,7 @@ class LoRAMemory:
             for k, v in self.state.items()
         }
         losses = logits = None
-        with torch.enable_grad(), _eval_mode(self.sllm):
+        with torch.enable_grad(), _eval_mode(self.sllm), _frozen(self.sllm):
             for n in range(self.steps):
                 weights = [w.detach().requires_grad_(True) for w in weights]
                 new, state, per_row, hidden = self.step(
@@ -635,6 +635,22 @@ class LoRAMemory:
         has = targets[:, 1:].any(1)
         out = [float(v) if h else None for v, h in zip(losses, has)]
         return out[0] if single else out
+
+
+@contextlib.contextmanager
+def _frozen(sllm):
+    """No parameter of the SLLM requires a gradient (flags restored after):
+    a write's graph then keeps only what the memory's gradient needs, not
+    the inputs of every trained linear (fixed LoRA, new rows)."""
+    params = list(sllm.parameters())
+    flags = [p.requires_grad for p in params]
+    for param in params:
+        param.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for param, flag in zip(params, flags):
+            param.requires_grad_(flag)
 
 
 @contextlib.contextmanager
