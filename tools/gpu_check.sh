@@ -10,9 +10,10 @@
 #    tokens/s, the ratio to batch 4, and peak GPU memory per batch.
 # 3. SmolLM2 DPM at batch 1 (benchmarks/dpm_cost.py's timed cases: one
 #    forward, one temporary-LoRA write, one DPM utterance): the cost ratio
-#    of a DPM utterance to a forward and peak GPU memory. If dpm_cost.py
-#    takes --batch (batched conversation slots), it also runs at the
-#    largest batch of 1, 4, 16, 64 that fits; otherwise batch 1 only.
+#    of a DPM utterance to a forward and peak GPU memory. Then DPM over B
+#    conversations at once (DPMStrategy.push_many, benchmarks/batched.py's
+#    timing, bf16) at the largest B of 64, 32, 16, 8, 4 that fits:
+#    utterances/s relative to batch 1, peak GPU memory.
 #
 # SmolLM2's packaged weights are used when present; otherwise random
 # weights of the same shape (timing and memory depend on the shape only).
@@ -116,15 +117,37 @@ dpm() {  # n_r
 for n_r in 256 1024; do
     r=$(dpm "$n_r"); echo "{\"n_r\": $n_r, \"batch\": 1, \"result\": ${r:-null}}" >> "$OUT/dpm.jsonl"
 done
-if "$PY" benchmarks/dpm_cost.py --help 2>/dev/null | grep -q -- '--batch'; then
-    for b in 64 16 4; do
-        if timeout 150 "$PY" benchmarks/dpm_cost.py --model "$MODEL" --n-r 256 \
-            --batch "$b" --out "$OUT/dpm_cost_batch$b.json" > "$OUT/dpm_cost_batch$b.log" 2>&1; then
-            stamp "dpm_cost.py --batch $b:"; tail -3 "$OUT/dpm_cost_batch$b.log"; break
+batched() {  # B: DPMStrategy.push_many (benchmarks/batched.py) at 1 and B, bf16
+    timeout 150 "$PY" - "$MODEL" "$DEVICE" "$1" <<'EOF' 2>/dev/null | grep '^RESULT ' | sed 's/^RESULT //'
+import argparse, json, sys
+import torch
+sys.path.insert(0, "benchmarks")
+from batched import time_grid
+from common import build_sllm, median
+model, device, batch = sys.argv[1], sys.argv[2], int(sys.argv[3])
+sllm, _ = build_sllm(model)
+sllm.to(device)
+args = argparse.Namespace(precisions=["bf16"], batches=[1, batch], n_r=256,
+                          utt=75, repeats=3, warmup=1)
+times = time_grid(sllm, args)
+one, many = median(times["bf16_b1"]), median(times[f"bf16_b{batch}"])
+peak = torch.cuda.max_memory_allocated() / 2**20 if device != "cpu" else 0
+print("RESULT " + json.dumps({"batch": batch, "step_s_b1": one, "step_s": many,
+      "utt_per_s_ratio": batch * one / many, "peak_gpu_mib": peak}))
+EOF
+}
+if [ -f benchmarks/batched.py ]; then
+    for b in 64 32 16 8 4; do  # the largest batch that fits
+        r=$(batched "$b")
+        if [ -n "$r" ]; then
+            echo "$r" > "$OUT/dpm_batched.json"
+            "$PY" -c "import json,sys; r=json.load(open(sys.argv[1])); print(f\"DPM batch {r['batch']} (bf16, n_r 256): {r['utt_per_s_ratio']:.2f}x the utterances/s of batch 1, peak GPU {r['peak_gpu_mib']:.0f} MiB\")" "$OUT/dpm_batched.json"
+            break
         fi
+        stamp "DPM batch $b does not fit (or failed)"
     done
 else
-    stamp "dpm_cost.py has no --batch: DPM measured at batch 1 only"
+    stamp "no benchmarks/batched.py: DPM measured at batch 1 only"
 fi
 "$PY" - "$OUT/dpm.jsonl" <<'EOF'
 import json, sys
