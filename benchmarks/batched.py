@@ -192,7 +192,12 @@ def main(argv=None):
                 f"{name:10s} step {median(samples) * 1e3:8.1f} ms  "
                 f"{1 / per_utt:6.2f} utt/s  x{base / per_utt:.2f}"
             )
+        peak_gpu = None
+        if torch.cuda.is_available() and args.device != "cpu":
+            peak_gpu = torch.cuda.max_memory_allocated() / 2**20
+            print(f"peak GPU memory {peak_gpu:.0f} MiB")
         report = {
+            "peak_gpu_mib": peak_gpu,
             "peak_rss_mb": max_rss_mb(),
             "model": args.model,
             "weights": weights,

@@ -120,7 +120,7 @@ done
 if timeout 200 "$PY" benchmarks/batched.py --model "$MODEL" --device "$DEVICE" \
     --batches 1 8 32 --repeats 3 --target-batch 32 --threads 4 \
     --out "$OUT/batched.json" > "$OUT/batched.log" 2>&1; then
-    stamp "batched.py (DPM, batch 1 / 8 / 32):"; grep -E "_b[0-9]+ |sequential" "$OUT/batched.log"
+    stamp "batched.py (DPM, batch 1 / 8 / 32):"; grep -E "_b[0-9]+ |sequential|peak GPU" "$OUT/batched.log"
 else
     stamp "batched.py failed or timed out (see $OUT/batched.log)"
 fi
