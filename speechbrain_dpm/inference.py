@@ -65,6 +65,7 @@ KNOWN_SETTINGS = REQUIRED_SETTINGS + (
     "feat_dim",
     "n_units",
     "llm_layers",
+    "llm_dtype",
     "audio_input",
     "audio_head",
     "audio_loss_input",
@@ -116,6 +117,7 @@ n_units: {n_units}
 # Emotion SLLM
 llm_source: {llm_source}
 llm_layers: {llm_layers}
+llm_dtype: {llm_dtype}  # of the frozen trunk (trained tensors: float32)
 audio_input: {audio_input}
 audio_head: {audio_head}
 audio_loss_input: {audio_loss_input}
@@ -140,6 +142,7 @@ codebook: !new:speechbrain_dpm.units.UnitCodebook
 llm: !apply:speechbrain_dpm.sllm.load_llm
     source: !ref <llm_source>
     num_layers: !ref <llm_layers>
+    dtype: !ref <llm_dtype>
 
 sllm: !new:speechbrain_dpm.sllm.EmotionSLLM
     llm: !ref <llm>
@@ -217,6 +220,9 @@ def _sllm_settings(sllm):
         "audio_head": sllm.audio_head,
         "audio_loss_input": sllm.audio_loss_input,
         "llm_layers": int(sllm.llm.config.num_hidden_layers),
+        "llm_dtype": str(sllm.llm.get_input_embeddings().weight.dtype).split(
+            "."
+        )[-1],
         "speaker_slots": sllm.space.n_speakers,
         "emotion_feedback": sllm.emotion_feedback,
     }

@@ -234,6 +234,7 @@ def export_model(hparams, name=None, reason=None):
             "n_units",
             "llm_source",
             "llm_layers",
+            "llm_dtype",
             "audio_input",
             "audio_head",
             "audio_loss_input",

@@ -872,3 +872,48 @@ def test_cli_on_error(exported, tmp_path, capsys):
             lines[1].startswith(f"{cut}\terror: ") and "too short" in lines[1]
         )
         assert lines[0].split("\t")[1] in EMOTIONS
+
+
+def test_bfloat16_trunk_is_exported_and_read_in_bfloat16(
+    assets, dialogue, tmp_path
+):
+    """A model trained on a bfloat16 trunk exports ``llm_dtype`` and loads
+    back in bfloat16 (a 7B model would not fit in float32); its trained
+    tensors stay float32, and its DPM reads and writes run."""
+    from speechbrain_dpm.sllm import load_llm
+
+    sllm = EmotionSLLM(
+        load_llm(assets["llm"], dtype="bfloat16"),
+        n_units=N_UNITS,
+        n_emotions=len(EMOTIONS),
+        feat_dim=64,
+        lora_rank=4,
+        lora_alpha=8,
+        lora_dropout=0.0,
+    )
+    folder = export_model_folder(
+        str(tmp_path / "model"),
+        sllm,
+        assets["codebook"],
+        EMOTIONS,
+        settings_for(assets),
+    )
+    text = open(os.path.join(folder, HPARAMS_FILE)).read()
+    assert "llm_dtype: bfloat16" in text
+    model = DPMEmotionRecognizer.from_hparams(
+        source=folder, run_opts={"device": "cpu", "precision": "bf16"}
+    )
+    loaded = model.mods.sllm
+    assert loaded.llm.get_input_embeddings().weight.dtype == torch.bfloat16
+    assert {p.dtype for p in loaded.trainable_parameters()} == {torch.float32}
+    preds = model.classify_dialogue(dialogue)
+    assert len(preds) == len(dialogue) and model.strategy.memory.n_steps > 0
+    with pytest.raises(ValueError, match="llm_dtype"):
+        settings = settings_for(assets, llm_dtype="float32")
+        export_model_folder(
+            str(tmp_path / "other"),
+            sllm,
+            assets["codebook"],
+            EMOTIONS,
+            settings,
+        )
