@@ -247,3 +247,25 @@ def test_bf16_reads_and_writes_agree_with_fp32():
         assert memory.state["exp_avg"][0].dtype == torch.float32
     assert saved["fp32"] > 0.05
     assert saved["bf16"] == pytest.approx(saved["fp32"], rel=0.1)
+
+
+def test_inference_never_imports_training():
+    """The recognizer and every strategy load without the Brain or the
+    DPM-aware training module (a fresh interpreter)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from speechbrain_dpm.inference import DPMEmotionRecognizer\n"
+        "from speechbrain_dpm.context import strategy_class\n"
+        "for name in ('utterance', 'one_pass', 'sliding', 'dpm'):\n"
+        "    strategy_class(name)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('speech')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert "speechbrain_dpm.dpm_strategy" in out
+    assert "speechbrain_dpm.brain" not in out
+    assert "speechbrain_dpm.dpm_training" not in out
