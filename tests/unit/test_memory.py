@@ -192,6 +192,7 @@ def test_bounded_context_splits_long_utterances(monkeypatch):
 
 def test_thousand_utterances_flat_memory():
     import psutil
+
     process = psutil.Process()
     torch.manual_seed(0)
     sllm = EmotionSLLM(
