@@ -56,6 +56,11 @@ def check_hparams(hparams):
             f"emotions {hparams['emotions']} do not match "
             f"n_classes={hparams['n_classes']}"
         )
+    if has_classifier_stage(hparams) and hparams.get("init_from"):
+        raise ValueError(
+            "init_from: a two-stage YAML's stage 2 starts from its stage 1; "
+            "set init_from: null"
+        )
     for name, opts in active_strategies(hparams).items():
         limit = (opts or {}).get("n_limit")
         if limit is not None and limit <= (opts or {}).get("n_context", 0):
@@ -333,8 +338,6 @@ def run_recipe(hparams, run_opts, corpus):
         **hparams["valid_loader_kwargs"],
     )
     init = hparams.get("init_from")
-    if stage1 and init:
-        raise ValueError("init_from and a classifier stage exclude each other")
     if init and hparams["checkpointer"].find_checkpoint() is None:
         # A fresh run that starts from another run's trained tensors (e.g.
         # DPM-aware fine-tuning of a plain model); a resumed run does not.

@@ -114,7 +114,7 @@ def read_predictions(folder):
 def test_ddp_evaluation_parity(models, data, tmp_path_factory, tmp_path):
     """Evaluating a trained folder with ``--test_only`` on 1 and on 2
     processes gives exactly the same metrics and predictions."""
-    trained = rt.recipe_run(tmp_path_factory, ROW["id"])
+    trained = rt.recipe_run(tmp_path_factory, ROW["id"], prefetch=False)
     assert trained["rc"] == 0, "the training run failed (see test_recipes)"
     env = dict(os.environ, OMP_NUM_THREADS="1")  # the same math in both
     outs, runs = {}, {}
