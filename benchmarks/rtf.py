@@ -283,6 +283,7 @@ def main(argv=None):
         segments = rec.classify_long_audio(wav)
         wall = time.perf_counter() - start
         cpu = time.process_time() - cpu0
+        totals = dict(totals)  # the live calls below are timed apart
         streams = None
         if args.streams:
             audio = read_audio_16k(wav)
