@@ -111,9 +111,28 @@ def read_predictions(folder):
     return out
 
 
+def same_up_to_rounding(a, b, path="", tol=1e-6):
+    """Asserts two JSON values are equal, floats to ``tol`` (absolute)."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), path
+        for key in a:
+            same_up_to_rounding(a[key], b[key], f"{path}.{key}", tol)
+    elif isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            same_up_to_rounding(x, y, f"{path}[{i}]", tol)
+    elif isinstance(a, float) or isinstance(b, float):
+        assert b == pytest.approx(a, abs=tol), path
+    else:
+        assert a == b, path
+
+
 def test_ddp_evaluation_parity(models, data, tmp_path_factory, tmp_path):
     """Evaluating a trained folder with ``--test_only`` on 1 and on 2
-    processes gives exactly the same metrics and predictions."""
+    processes gives the same predictions and metrics. Each rank reads its
+    dialogues side by side (``eval_batch_size``), so the batches differ
+    from the single process's: labels and counts are identical, floats
+    equal up to rounding."""
     trained = rt.recipe_run(tmp_path_factory, ROW["id"], prefetch=False)
     assert trained["rc"] == 0, "the training run failed (see test_recipes)"
     env = dict(os.environ, OMP_NUM_THREADS="1")  # the same math in both
@@ -138,11 +157,11 @@ def test_ddp_evaluation_parity(models, data, tmp_path_factory, tmp_path):
         for mode, out in outs.items()
     }
     assert set(metrics["single"]) == {"utterance", "one_pass", "sliding", "dpm"}
-    assert metrics["ddp"] == metrics["single"]
+    same_up_to_rounding(metrics["single"], metrics["ddp"])
     preds = {mode: read_predictions(out) for mode, out in outs.items()}
     assert set(preds["ddp"]) == set(preds["single"]) == set(metrics["single"])
     n_dialogues = len({r["dialogue_id"] for r in preds["single"]["dpm"]})
     assert n_dialogues >= 2, "too few test dialogues to shard"
     for name, rows in preds["single"].items():
         # the DPM diagnostics' dialogue counter included
-        assert preds["ddp"][name] == rows, name
+        same_up_to_rounding(rows, preds["ddp"][name], name)
