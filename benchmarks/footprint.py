@@ -52,6 +52,8 @@ from common import (
     write_json,
 )
 
+from speechbrain_dpm.sllm import ALL_LINEAR
+
 GIB = 2**30
 # Llama-2-7B's shape (config.json of meta-llama/Llama-2-7b-hf); the paper
 # used a 32K-window variant of the same shape (dpm.md section 2).
@@ -75,15 +77,6 @@ PAPER = {
     "batch": 4,
     "n_ctx": 2048,
 }
-ALL_LINEAR = (
-    "q_proj",
-    "k_proj",
-    "v_proj",
-    "o_proj",
-    "gate_proj",
-    "up_proj",
-    "down_proj",
-)
 BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
 
