@@ -96,12 +96,14 @@ def assets(tmp_path_factory):
     return {"whisper": whisper, "llm": llm_dir, "codebook": codebook_path}
 
 
-def make_sllm(llm_dir, seed=0, speaker_slots=0, emotion_feedback=False):
+def make_sllm(
+    llm_dir, seed=0, speaker_slots=0, emotion_feedback=False, dtype="float32"
+):
     """An EmotionSLLM whose trained tensors are all non-trivial."""
     from speechbrain_dpm.sllm import load_llm
 
     sllm = EmotionSLLM(
-        load_llm(llm_dir),
+        load_llm(llm_dir, dtype=dtype),
         n_units=N_UNITS,
         n_emotions=len(EMOTIONS),
         feat_dim=64,
@@ -880,17 +882,7 @@ def test_bfloat16_trunk_is_exported_and_read_in_bfloat16(
     """A model trained on a bfloat16 trunk exports ``llm_dtype`` and loads
     back in bfloat16 (a 7B model would not fit in float32); its trained
     tensors stay float32, and its DPM reads and writes run."""
-    from speechbrain_dpm.sllm import load_llm
-
-    sllm = EmotionSLLM(
-        load_llm(assets["llm"], dtype="bfloat16"),
-        n_units=N_UNITS,
-        n_emotions=len(EMOTIONS),
-        feat_dim=64,
-        lora_rank=4,
-        lora_alpha=8,
-        lora_dropout=0.0,
-    )
+    sllm = make_sllm(assets["llm"], dtype="bfloat16")
     folder = export_model_folder(
         str(tmp_path / "model"),
         sllm,
