@@ -29,7 +29,7 @@ import importlib
 import torch
 
 from speechbrain_dpm.sequence import (
-    collate_windows,
+    batch_on,
     context_window,
     pack_dialogue,
     with_emotion,
@@ -352,24 +352,20 @@ class ContextStrategy:
     @torch.no_grad()
     def hidden_many(self, windows):
         """Hidden states of windows, right-padded into one forward of the
-        model without memory. Attention is causal, so no real position
-        sees the padding after it: no mask is needed, and each row computes
-        what it computes alone.
+        model without memory (``sequence.batch_on``: no mask is needed,
+        each row computes what it computes alone).
 
         Returns
         -------
         tuple
             ([B, T, H] hidden states, [B] lengths on the model's device).
         """
-        device = self.sllm.token_out.device
-        batch = collate_windows(windows)
-        feats = batch["feats"]
+        tokens, feats, _, lengths = batch_on(
+            windows, self.sllm.token_out.device
+        )
         with self.autocast():
-            hidden = self.sllm.hidden_states(
-                batch["tokens"].to(device),
-                None if feats is None else feats.to(device),
-            )
-        return hidden, batch["lengths"].to(device)
+            hidden = self.sllm.hidden_states(tokens, feats)
+        return hidden, lengths
 
     def read_many(self, windows):
         """Emotion logits at the last position of each window.

@@ -44,7 +44,7 @@ from speechbrain_dpm.memory_ops import (
     parse_placement,
     row_audio_loss,
 )
-from speechbrain_dpm.sequence import Window, collate_windows
+from speechbrain_dpm.sequence import Window, batch_on
 
 READ_ORDERS = ("after_write", "before_write")
 
@@ -66,23 +66,6 @@ class WriteOutput:
 
     loss: Optional[float]
     logits: Optional[torch.Tensor]
-
-
-def _batch(windows, device):
-    """Right-padded tensors of windows: tokens, feats, targets, lengths.
-
-    No attention mask is needed: attention is causal, so no real position
-    ever sees the padding after it (and positions count from 0 in every
-    row); the padding's own outputs are never used.
-    """
-    batch = collate_windows(windows)
-    feats = batch["feats"]
-    return (
-        batch["tokens"].to(device),
-        None if feats is None else feats.to(device),
-        batch["audio_targets"].to(device),
-        batch["lengths"].to(device),
-    )
 
 
 class LoRAMemory:
@@ -518,7 +501,7 @@ class LoRAMemory:
         return outs[0] if single else outs
 
     def _write_rows(self, windows, slots):
-        tokens, feats, targets, ends = _batch(windows, self.device)
+        tokens, feats, targets, ends = batch_on(windows, self.device)
         has_targets = targets[:, 1:].any(1)
         grad_from = 0
         if not self.context_grad and bool(has_targets[0]):
@@ -594,7 +577,7 @@ class LoRAMemory:
         single = isinstance(windows, Window)
         windows = [windows] if single else list(windows)
         slots = [0] if slots is None else list(slots)
-        tokens, feats, _, ends = _batch(windows, self.device)
+        tokens, feats, _, ends = batch_on(windows, self.device)
         mask = None
         if self.shield and use_memory:
             if current_lens is None:
@@ -625,7 +608,7 @@ class LoRAMemory:
         single = isinstance(windows, Window)
         windows = [windows] if single else list(windows)
         slots = [0] if slots is None else list(slots)
-        tokens, feats, targets, _ = _batch(windows, self.device)
+        tokens, feats, targets, _ = batch_on(windows, self.device)
         memory = self.slot_context(slots)
         if not use_memory:
             memory = contextlib.nullcontext()

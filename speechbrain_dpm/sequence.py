@@ -441,6 +441,39 @@ def collate_windows(windows):
     }
 
 
+def batch_on(windows, device):
+    """Right-padded tensors of windows on a device, for one forward.
+
+    No attention mask is needed: attention is causal, so no real position
+    ever sees the padding after it (and positions count from 0 in every
+    row); the padding's own outputs are never used.
+
+    Returns
+    -------
+    tuple
+        ``(tokens [B, T], feats [B, T, D] or None, audio_targets [B, T],
+        lengths [B])``.
+
+    Example
+    -------
+    >>> space = TokenSpace(8, 4)
+    >>> a = make_utterance(torch.tensor([1, 2, 3]), None, space)
+    >>> b = make_utterance(torch.tensor([4]), None, space)
+    >>> tokens, feats, _, lengths = batch_on(
+    ...     [context_window([], a, 0), context_window([], b, 0)], "cpu")
+    >>> tokens.tolist(), feats, lengths.tolist()
+    ([[1, 2, 3, 8], [4, 8, 0, 0]], None, [4, 2])
+    """
+    batch = collate_windows(windows)
+    feats = batch["feats"]
+    return (
+        batch["tokens"].to(device),
+        None if feats is None else feats.to(device),
+        batch["audio_targets"].to(device),
+        batch["lengths"].to(device),
+    )
+
+
 def group_dialogues(manifest):
     """Groups a manifest's utterances by dialogue, in turn order.
 
