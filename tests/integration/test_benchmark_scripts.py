@@ -2,6 +2,8 @@
 (tiny random models, tiny sizes, one thread) in a subprocess and writes a
 JSON report with the expected keys. The subprocesses are started
 together (module fixture), so the file costs about one script's wall time.
+They run whole scripts end to end, so they belong to the integration tier
+(``pytest -m integration``), which CI runs after the fast tier.
 
 Authors
  * speechbrain_dpm developers 2026
@@ -15,6 +17,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "benchmarks"
