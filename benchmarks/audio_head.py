@@ -34,6 +34,7 @@ def step_fn(sllm, tokens, feats):
     labels = torch.tensor([[0]])
 
     def step():
+        """One training step."""
         hidden = sllm(tokens, feats)
         loss = 0.5 * sllm.audio_loss(hidden, tokens, targets)
         loss = loss + 0.5 * sllm.emotion_loss(hidden, positions, labels)

@@ -90,6 +90,7 @@ def time_grid(sllm, args):
             convs, utts = filled_conversations(dpm, batch, args.n_r, args.utt)
 
             def step(dpm=dpm, convs=convs, utts=utts):
+                """One batched turn of every conversation."""
                 dpm.push_many(convs, utts)
                 for conv in convs:
                     # Same window size every round: forget the new turn.

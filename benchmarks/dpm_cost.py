@@ -107,6 +107,7 @@ def run_case(sllm, n_r, utt_units, memory_kw, repeats, warmup):
         dpms[order] = (dpm, fill_context(dpm, history))
 
     def step_without_context_grad():
+        """A write whose context is a cache without gradient."""
         memory.context_grad = False
         try:
             memory.write(window)
@@ -114,6 +115,7 @@ def run_case(sllm, n_r, utt_units, memory_kw, repeats, warmup):
             memory.context_grad = True
 
     def push(order):
+        """One DPM turn in the given read/write order."""
         # Pushing the same utterance again keeps the window at n_r + utt.
         memory.read_order = order
         dpm, conv = dpms[order]

@@ -309,6 +309,7 @@ def block_bytes_per_token(config, rank, dtype, train=True, tokens=32):
     seen = {}
 
     def pack(tensor):
+        """Counts a saved tensor's storage once."""
         storage = tensor.untyped_storage()
         if storage.data_ptr() not in skip:
             seen[storage.data_ptr()] = storage.nbytes()
@@ -516,6 +517,7 @@ def table(report):
     ]
 
     def line(label, fn):
+        """One table row, a cell per model."""
         cells = [fn(row) for row in report["rows"].values()]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
 

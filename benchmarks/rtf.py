@@ -169,6 +169,7 @@ def stage_timer(obj, attr, totals, key):
     fn = getattr(obj, attr)
 
     def timed(*args, **kwargs):
+        """The wrapped call, its time added to its stage."""
         start = time.perf_counter()
         try:
             return fn(*args, **kwargs)

@@ -316,20 +316,24 @@ def _ct2_whisper_state_dict(variables, n_enc, n_dec):
     used = set()
 
     def get(name):
+        """One CT2 variable as a tensor, marked as used."""
         used.add(name)
         return torch.from_numpy(np.ascontiguousarray(variables[name]))
 
     state = {}
 
     def linear(hf, ct2):
+        """Weight and bias of one linear layer."""
         state[f"{hf}.weight"] = get(f"{ct2}/weight")
         state[f"{hf}.bias"] = get(f"{ct2}/bias")
 
     def norm(hf, ct2):
+        """Scale and shift of one layer norm."""
         state[f"{hf}.weight"] = get(f"{ct2}/gamma")
         state[f"{hf}.bias"] = get(f"{ct2}/beta")
 
     def fused(hf_prefix, ct2, names):
+        """A fused projection split into HF's separate ones."""
         # Fused projections stack q/k/v rows. HF's k_proj has no bias, so
         # the k part of the fused bias is dropped (it is zero, and a key
         # bias would shift all scores of a query equally anyway).
@@ -341,6 +345,7 @@ def _ct2_whisper_state_dict(variables, n_enc, n_dec):
                 state[f"{hf_prefix}.{name}.bias"] = b.clone()
 
     def ffn_and_self_attn(hf, ct2):
+        """The self-attention and feed-forward parts of one layer."""
         fused(f"{hf}.self_attn", f"{ct2}/self_attention/linear_0", _QKV)
         linear(f"{hf}.self_attn.out_proj", f"{ct2}/self_attention/linear_1")
         norm(f"{hf}.self_attn_layer_norm", f"{ct2}/self_attention/layer_norm")
@@ -490,6 +495,7 @@ def _whisper_generation_config(model_config, ct2_config, tokenizer):
     from transformers import GenerationConfig
 
     def tid(token):
+        """The id of a special token."""
         return tokenizer.convert_tokens_to_ids(token)
 
     multilingual = model_config.vocab_size >= 51865
@@ -582,6 +588,7 @@ def convert_ct2_whisper(model_files, tokenizer_file, ct2_config_file, out_dir):
         tokenizer.add_tokens([f"<|{i * 0.02:.2f}|>" for i in range(1501)])
 
     def tid(token):
+        """The id of a special token."""
         return tokenizer.convert_tokens_to_ids(token)
 
     eos = tid("<|endoftext|>")

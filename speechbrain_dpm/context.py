@@ -48,6 +48,7 @@ def register(name):
     """Class decorator that makes a strategy buildable by name."""
 
     def wrap(cls):
+        """Names the class and records it."""
         cls.name = name
         STRATEGIES[name] = cls
         return cls

@@ -394,6 +394,7 @@ def summarize_diagnostics(records, labels=None, buckets=(1, 2, 4, 8, 16, 32)):
             flips["wrong_to_right"] += int(old != label == new)
 
     def mean(values):
+        """Mean, or None for no values."""
         return sum(values) / len(values) if values else None
 
     transfer, drift = {}, {}

@@ -329,6 +329,7 @@ class LoRAMemory:
 
     def _hook(self, index):
         def hook(module, args, output):
+            """Adds this linear's low-rank term to its output."""
             del module
             weights, mask = self._applied
             lora_a, lora_b = weights[2 * index], weights[2 * index + 1]
