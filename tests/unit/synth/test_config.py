@@ -1,0 +1,17 @@
+"""Tests of the corpus options (``synth.config``).
+
+Authors
+ * speechbrain_dpm developers 2026
+"""
+
+from speechbrain_dpm import synth
+from speechbrain_dpm.synth.config import _subdued_param
+
+
+def test_subdued_share_zero_keeps_old_corpora_valid():
+    base = {"seed": 1, "n_dialogues": 4}
+    assert _subdued_param(0.0) == {}
+    assert _subdued_param(0.3) == {"subdued_share": 0.3}
+    a = synth.plan_iemocap(synth.IemocapConfig(**base))[1]
+    b = synth.plan_iemocap(synth.IemocapConfig(subdued_share=0.0, **base))[1]
+    assert a == b
