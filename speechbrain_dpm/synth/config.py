@@ -4,8 +4,10 @@
 (sizes, emotion dynamics, prosody, texts, seed); planning and the layout
 writers read them, the command line fills them, and :meth:`record` gives the
 parameters written to ``SYNTHETIC.txt``, which decide whether an existing
-corpus is the same one. *How* to run (worker processes, overwriting) stays
-an argument of ``generate_iemocap`` / ``generate_meld``.
+corpus is the same one. Each field declares its default and how it is
+recorded, so adding an option is one line here (plus its use). *How* to run
+(worker processes, overwriting) stays an argument of ``generate_iemocap`` /
+``generate_meld``.
 
 Example
 -------
@@ -20,8 +22,33 @@ Authors
 """
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+
+
+def _ints(values):
+    """A tuple of counts as a JSON list of ints."""
+    return [int(v) for v in values]
+
+
+def _floats(values):
+    """A tuple of reals as a JSON list of floats."""
+    return [float(v) for v in values]
+
+
+def _path(path):
+    """An optional path as a JSON string (None if not given)."""
+    return str(path) if path else None
+
+
+def _optional_int(value):
+    """An optional number as a JSON int (None if not given)."""
+    return value and int(value)
+
+
+def _option(default, as_json):
+    """A config field and how ``SYNTHETIC.txt`` records it (JSON types)."""
+    return field(default=default, metadata={"as_json": as_json})
 
 
 @dataclass(frozen=True)
@@ -67,45 +94,48 @@ class CorpusConfig:
     3
     """
 
-    seed: int = 1234
-    long_dialogues: int = 0
-    long_turns: int = 200
-    contagion: float = 0.2
-    intensity: float = 1.0
-    jitter: float = 1.0
-    snr_db: tuple = (20.0, 35.0)
-    laden_share: float = 0.0
-    text_csv: str = None
-    csv_labels: bool = False
-    subdued_share: float = 0.0
+    seed: int = _option(1234, int)
+    long_dialogues: int = _option(0, int)
+    long_turns: int = _option(200, int)
+    contagion: float = _option(0.2, float)
+    intensity: float = _option(1.0, float)
+    jitter: float = _option(1.0, float)
+    snr_db: tuple = _option((20.0, 35.0), _floats)
+    laden_share: float = _option(0.0, float)
+    text_csv: str = _option(None, _path)
+    csv_labels: bool = _option(False, bool)
+    # Recorded apart: left out at 0 (see ``record``).
+    subdued_share: float = _option(0.0, None)
 
     def record(self):
-        """The shared options as written to ``SYNTHETIC.txt`` (JSON types).
+        """The options as written to ``SYNTHETIC.txt`` (JSON types).
+
+        The CSV is recorded by path and sha256; ``subdued_share`` is left
+        out at 0, so that corpora generated before the option existed
+        still count as identical.
 
         Returns
         -------
         dict
-            Option → value; the CSV is recorded by path and sha256.
+            Option → value.
 
         Example
         -------
         >>> record = CorpusConfig().record()
         >>> record["snr_db"], "subdued_share" in record
         ([20.0, 35.0], False)
+        >>> IemocapConfig(long_session=5, turns=(3, 5)).record()["turns"]
+        [3, 5]
         """
+        values = asdict(self)
         text_csv = self.text_csv
         return {
-            "seed": int(self.seed),
-            "long_dialogues": int(self.long_dialogues),
-            "long_turns": int(self.long_turns),
-            "contagion": float(self.contagion),
-            "intensity": float(self.intensity),
-            "jitter": float(self.jitter),
-            "snr_db": [float(s) for s in self.snr_db],
-            "laden_share": float(self.laden_share),
-            "text_csv": str(text_csv) if text_csv else None,
+            **{
+                f.name: f.metadata["as_json"](values[f.name])
+                for f in fields(self)
+                if f.metadata["as_json"] is not None
+            },
             "text_csv_sha256": file_digest(text_csv) if text_csv else None,
-            "csv_labels": bool(self.csv_labels),
             **_subdued_param(self.subdued_share),
         }
 
@@ -139,33 +169,11 @@ class IemocapConfig(CorpusConfig):
     (4, [3, 5], None)
     """
 
-    n_dialogues: int = 20
-    turns: tuple = (8, 16)
-    stickiness: float = 0.8
-    long_session: int = None
-    p_disagree: float = 0.05
-
-    def record(self):
-        """All options as written to ``SYNTHETIC.txt`` (JSON types).
-
-        Returns
-        -------
-        dict
-            Option → value.
-
-        Example
-        -------
-        >>> IemocapConfig(long_session=5).record()["long_session"]
-        5
-        """
-        return {
-            **super().record(),
-            "n_dialogues": int(self.n_dialogues),
-            "turns": [int(t) for t in self.turns],
-            "stickiness": float(self.stickiness),
-            "long_session": self.long_session and int(self.long_session),
-            "p_disagree": float(self.p_disagree),
-        }
+    n_dialogues: int = _option(20, int)
+    turns: tuple = _option((8, 16), _ints)
+    stickiness: float = _option(0.8, float)
+    long_session: int = _option(None, _optional_int)
+    p_disagree: float = _option(0.05, float)
 
 
 @dataclass(frozen=True)
@@ -194,35 +202,12 @@ class MeldConfig(CorpusConfig):
     [2, 1, 1]
     """
 
-    n_dialogues: tuple = (12, 3, 4)
-    turns: tuple = (4, 12)
-    stickiness: float = 0.7
-    participants: tuple = (2, 4)
-    video: bool = False
-
-    def record(self):
-        """All options but the media, as written to ``SYNTHETIC.txt``.
-
-        The MELD writer adds ``video`` and ``media``, which depend on
-        whether ffmpeg is installed.
-
-        Returns
-        -------
-        dict
-            Option → value.
-
-        Example
-        -------
-        >>> MeldConfig().record()["participants"]
-        [2, 4]
-        """
-        return {
-            **super().record(),
-            "n_dialogues": [int(n) for n in self.n_dialogues],
-            "turns": [int(t) for t in self.turns],
-            "stickiness": float(self.stickiness),
-            "participants": [int(p) for p in self.participants],
-        }
+    n_dialogues: tuple = _option((12, 3, 4), _ints)
+    turns: tuple = _option((4, 12), _ints)
+    stickiness: float = _option(0.7, float)
+    participants: tuple = _option((2, 4), _ints)
+    # The MELD writer records it only where ffmpeg can write video.
+    video: bool = _option(False, bool)
 
 
 def _subdued_param(share):
