@@ -204,6 +204,54 @@ def _subdued_flags(seed, index, n, share):
     return list(np.random.default_rng([seed, 5, index]).random(n) < share)
 
 
+def _csv_dialogues(text_csv):
+    """The dialogues of ``text_csv`` (None without one); an empty CSV is
+    an error rather than a corpus without texts."""
+    if not text_csv:
+        return None
+    dialogues = read_dialogue_csv(text_csv)
+    if not dialogues:
+        raise ValueError(f"No dialogues in {text_csv}")
+    return dialogues
+
+
+def _iemocap_speakers(rng):
+    """One female and one male actor per session, each with a voice of
+    their own and a baseline from distinct strata."""
+    female = list(rng.permutation(len(FEMALE_VOICES)))
+    male = list(rng.permutation(len(MALE_VOICES)))
+    quantiles = iter(stratified_quantiles(rng, 10))
+    speakers = {}
+    for k in range(1, 6):
+        for g, voices, order in (
+            ("F", FEMALE_VOICES, female),
+            ("M", MALE_VOICES, male),
+        ):
+            sid = f"Ses{k:02d}{g}"
+            speakers[sid] = make_speaker(
+                sid, g, voices[order[k - 1]], rng, next(quantiles)
+            )
+    return speakers
+
+
+def _meld_cast(rng):
+    """The MELD cast (``MELD_NAMES``, alternately female and male), each
+    with a voice of their own and a baseline from distinct strata."""
+    quantiles = stratified_quantiles(rng, len(MELD_NAMES))
+    f_order = rng.permutation(len(FEMALE_VOICES))
+    m_order = rng.permutation(len(MALE_VOICES))
+    cast = {}
+    for i, name in enumerate(MELD_NAMES):
+        g = "F" if i % 2 == 0 else "M"
+        voices, order = (
+            (FEMALE_VOICES, f_order) if g == "F" else (MALE_VOICES, m_order)
+        )
+        cast[name] = make_speaker(
+            name, g, voices[order[i // 2]], rng, quantiles[i]
+        )
+    return cast
+
+
 def plan_iemocap(config=None):
     """Plans an IEMOCAP-style corpus: speakers, dialogues, turns, labels.
 
@@ -231,25 +279,8 @@ def plan_iemocap(config=None):
     config = IemocapConfig() if config is None else config
     rng = np.random.default_rng(config.seed)
     pool = neutral_sentences()
-    csv_dialogues = (
-        read_dialogue_csv(config.text_csv) if config.text_csv else None
-    )
-    if csv_dialogues is not None and not csv_dialogues:
-        raise ValueError(f"No dialogues in {config.text_csv}")
-    female = list(rng.permutation(len(FEMALE_VOICES)))
-    male = list(rng.permutation(len(MALE_VOICES)))
-    quantiles = iter(stratified_quantiles(rng, 10))
-    speakers = {}
-    for k in range(1, 6):
-        for g, voices, order in (
-            ("F", FEMALE_VOICES, female),
-            ("M", MALE_VOICES, male),
-        ):
-            sid = f"Ses{k:02d}{g}"
-            speakers[sid] = make_speaker(
-                sid, g, voices[order[k - 1]], rng, next(quantiles)
-            )
-
+    csv_dialogues = _csv_dialogues(config.text_csv)
+    speakers = _iemocap_speakers(rng)
     total = config.n_dialogues + config.long_dialogues
     if (
         config.long_session is not None
@@ -381,23 +412,8 @@ def plan_meld(config=None):
     config = MeldConfig() if config is None else config
     rng = np.random.default_rng([config.seed, 7])
     pool = neutral_sentences()
-    csv_dialogues = (
-        read_dialogue_csv(config.text_csv) if config.text_csv else None
-    )
-    if csv_dialogues is not None and not csv_dialogues:
-        raise ValueError(f"No dialogues in {config.text_csv}")
-    cast = {}
-    quantiles = stratified_quantiles(rng, len(MELD_NAMES))
-    f_order = rng.permutation(len(FEMALE_VOICES))
-    m_order = rng.permutation(len(MALE_VOICES))
-    for i, name in enumerate(MELD_NAMES):
-        g = "F" if i % 2 == 0 else "M"
-        voices, order = (
-            (FEMALE_VOICES, f_order) if g == "F" else (MALE_VOICES, m_order)
-        )
-        cast[name] = make_speaker(
-            name, g, voices[order[i // 2]], rng, quantiles[i]
-        )
+    csv_dialogues = _csv_dialogues(config.text_csv)
+    cast = _meld_cast(rng)
     names = list(cast)
 
     splits = (
