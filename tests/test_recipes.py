@@ -112,12 +112,14 @@ def build_corpus(dataset):
     has two dialogues to shard over DDP ranks."""
 
     def build(root):
-        from speechbrain_dpm.synth import generate_iemocap, generate_meld
+        from speechbrain_dpm import synth
 
         if dataset == "IEMOCAP":
-            generate_iemocap(root, n_dialogues=10, turns=(3, 4), n_jobs=1)
+            config = synth.IemocapConfig(n_dialogues=10, turns=(3, 4))
+            synth.generate_iemocap(root, config, n_jobs=1)
         else:
-            generate_meld(root, n_dialogues=(2, 1, 1), turns=(3, 4), n_jobs=1)
+            config = synth.MeldConfig(n_dialogues=(2, 1, 1), turns=(3, 4))
+            synth.generate_meld(root, config, n_jobs=1)
         return {"root": str(root.resolve())}
 
     return build

@@ -50,11 +50,13 @@ if command -v espeak-ng >/dev/null; then
 import sys, torch
 from speechbrain_dpm.sllm import tiny_llm
 from speechbrain_dpm.units import save_tiny_whisper
-from speechbrain_dpm.synth import generate_iemocap
+from speechbrain_dpm.synth import IemocapConfig, generate_iemocap
 root = sys.argv[1]
 save_tiny_whisper(f"{root}/whisper")
 tiny_llm().to(torch.bfloat16).save_pretrained(f"{root}/llm")
-generate_iemocap(f"{root}/corpus", n_dialogues=10, turns=(3, 4), n_jobs=2)
+generate_iemocap(
+    f"{root}/corpus", IemocapConfig(n_dialogues=10, turns=(3, 4)), n_jobs=2
+)
 EOF
     t0=$(date +%s)
     timeout 240 "$PY" recipes/IEMOCAP/train.py recipes/IEMOCAP/hparams/dpm_paper.yaml \

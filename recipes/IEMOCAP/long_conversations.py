@@ -364,17 +364,16 @@ def parse_args(argv=None):
 
 def generate_corpus(args):
     """The corpus: ordinary dialogues in all sessions, long ones in 5."""
-    from speechbrain_dpm.synth import generate_iemocap
+    from speechbrain_dpm.synth import IemocapConfig, generate_iemocap
 
-    return generate_iemocap(
-        args.data_folder,
+    config = IemocapConfig(
         n_dialogues=args.dialogues,
         long_dialogues=args.long,
         long_turns=args.long_turns,
         long_session=5,
         subdued_share=args.subdued_share,
-        n_jobs=2,
     )
+    return generate_iemocap(args.data_folder, config, n_jobs=2)
 
 
 def run_dir(args, run, seed):

@@ -32,12 +32,13 @@ DEMO_FLAGS = [
 def demo_run(tmp_path_factory):
     """Corpus root and output folder of a 1-epoch demo run."""
     from speechbrain_dpm import assets
-    from speechbrain_dpm.synth import generate_iemocap
+    from speechbrain_dpm.synth import IemocapConfig, generate_iemocap
 
     assets.build("whisper-tiny.en")
     assets.build("smollm2-135m")
     root = tmp_path_factory.mktemp("exported")
-    data = generate_iemocap(root / "corpus", n_dialogues=5, turns=(3, 4))
+    config = IemocapConfig(n_dialogues=5, turns=(3, 4))
+    data = generate_iemocap(root / "corpus", config)
     out = root / "out"
     cmd = [
         sys.executable,
