@@ -31,11 +31,8 @@ from speechbrain_dpm.export import (
 )
 from speechbrain_dpm.recognizer import DPMEmotionRecognizer, EmotionPrediction
 from speechbrain_dpm.sllm import EmotionSLLM, tiny_llm
-from speechbrain_dpm.units import (
-    UnitCodebook,
-    WhisperFrameEncoder,
-    save_tiny_whisper,
-)
+from speechbrain_dpm.testing import save_tiny_whisper
+from speechbrain_dpm.units import UnitCodebook, WhisperFrameEncoder
 
 SR = 16000
 EMOTIONS = ["neu", "hap", "sad", "ang"]

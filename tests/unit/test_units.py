@@ -13,6 +13,7 @@ import soundfile as sf
 import torch
 
 from speechbrain_dpm import units as U
+from speechbrain_dpm.testing import save_tiny_whisper
 from speechbrain_dpm.units import (
     UnitCodebook,
     UnitExtractor,
@@ -20,7 +21,6 @@ from speechbrain_dpm.units import (
     extract_units,
     n_frames_25hz,
     prosody_features,
-    save_tiny_whisper,
 )
 
 SR = 16000
