@@ -32,7 +32,6 @@ Authors
 
 from speechbrain_dpm.units.cache import (
     extract_units,
-    load_audio_16k,
     units_manifest_path,
 )
 from speechbrain_dpm.units.codebook import UnitCodebook, UnitExtractor
@@ -58,7 +57,6 @@ __all__ = [
     "UnitExtractor",
     "WhisperFrameEncoder",
     "extract_units",
-    "load_audio_16k",
     "n_frames_25hz",
     "pool_to_25hz",
     "prosody_features",

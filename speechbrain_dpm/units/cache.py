@@ -29,38 +29,10 @@ import numpy as np
 import torch
 from speechbrain.utils.logger import get_logger
 
+from speechbrain_dpm.audio import read_audio_16k
 from speechbrain_dpm.units.codebook import UnitCodebook
-from speechbrain_dpm.units.frames import SAMPLE_RATE
 
 logger = get_logger(__name__)
-
-
-def load_audio_16k(wav):
-    """Reads a manifest ``wav`` entry as a mono 16 kHz 1-D tensor.
-
-    Arguments
-    ---------
-    wav : str or dict
-        A path, or a SpeechBrain ``{"file", "start", "stop"}`` dict (start
-        and stop in samples).
-
-    Returns
-    -------
-    torch.Tensor
-        The waveform, [T], float32.
-    """
-    from speechbrain.dataio.dataio import read_audio, read_audio_info
-
-    path = wav["file"] if isinstance(wav, dict) else wav
-    sig = read_audio(wav)
-    if sig.dim() == 2:  # [T, C]
-        sig = sig.mean(dim=1)
-    sr = read_audio_info(path).sample_rate
-    if sr != SAMPLE_RATE:
-        import torchaudio.functional as AF
-
-        sig = AF.resample(sig, sr, SAMPLE_RATE)
-    return sig.float()
 
 
 def _utt_filename(utt_id, wav):
@@ -259,7 +231,11 @@ def extract_units(
     step = max(1, encoder.batch_size)
     batches = [todo[i : i + step] for i in range(0, len(todo), step)]
     for batch in _tqdm(batches, desc="Encoding audio", disable=not progressbar):
-        wavs = [load_audio_16k(data[s][u]["wav"]) for s, u in batch]
+        # Manifests were checked when prepared (dataprep.check_audio), which
+        # keeps clips of any length: so does the cache (min_seconds=0).
+        wavs = [
+            read_audio_16k(data[s][u]["wav"], min_seconds=0) for s, u in batch
+        ]
         feats = encoder.encode_list(wavs)
         for (split, utt), f in zip(batch, feats):
             _atomic_save({"feats": f.half()}, feat_path[split][utt])
