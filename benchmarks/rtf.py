@@ -100,7 +100,7 @@ def make_recording(path, seconds, seed=0, rate=22050):
 def tiny_sources(root):
     """A tiny random Whisper and Llama saved as HF folders (for tests)."""
     from speechbrain_dpm.sllm import tiny_llm
-    from speechbrain_dpm.units import save_tiny_whisper
+    from speechbrain_dpm.testing import save_tiny_whisper
 
     whisper = os.path.join(root, "tiny_whisper")
     save_tiny_whisper(whisper)
@@ -130,7 +130,8 @@ def export_untrained(root, model, wav, n_units, seed=0):
     str
         The exported folder.
     """
-    from speechbrain_dpm.inference import export_model_folder, read_audio_16k
+    from speechbrain_dpm.audio import read_audio_16k
+    from speechbrain_dpm.export import export_model_folder
     from speechbrain_dpm.sllm import EmotionSLLM, load_llm
     from speechbrain_dpm.units import UnitCodebook, WhisperFrameEncoder
 
@@ -224,7 +225,8 @@ def live_calls(rec, audio, spans, calls):
 
 def main(argv=None):
     """Runs the benchmark; returns the report."""
-    from speechbrain_dpm.inference import DPMEmotionRecognizer, read_audio_16k
+    from speechbrain_dpm.audio import read_audio_16k
+    from speechbrain_dpm.recognizer import DPMEmotionRecognizer
 
     parser = base_parser(__doc__, "rtf.json")
     parser.add_argument("--seconds", type=float, default=120.0)
@@ -265,7 +267,7 @@ def main(argv=None):
         rec = DPMEmotionRecognizer.from_hparams(
             folder, run_opts={"device": "cpu", "precision": args.precision}
         )
-        from speechbrain_dpm.inference import silero_vad
+        from speechbrain_dpm.long_audio import silero_vad
 
         _, load_silero_vad = silero_vad()  # keeps --threads
 
