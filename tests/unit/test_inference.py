@@ -30,8 +30,8 @@ from speechbrain_dpm.inference import (
     export_model_folder,
     read_audio_16k,
 )
-from speechbrain_dpm.sllm import EmotionSLLM, tiny_llm
-from speechbrain_dpm.testing import save_tiny_whisper
+from speechbrain_dpm.sllm import EmotionSLLM
+from speechbrain_dpm.testing import save_tiny_whisper, tiny_llm
 from speechbrain_dpm.units import UnitCodebook, WhisperFrameEncoder
 
 SR = 16000
