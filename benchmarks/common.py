@@ -97,7 +97,8 @@ def build_llm(name):
     weights : str
         Where the weights come from.
     """
-    from speechbrain_dpm.sllm import load_llm, tiny_llm
+    from speechbrain_dpm.sllm import load_llm
+    from speechbrain_dpm.testing import tiny_llm
 
     if name == "tiny":
         return tiny_llm(), "random (tiny_llm)"

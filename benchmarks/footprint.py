@@ -103,8 +103,8 @@ def build_model(name, dtype="float32", checkpointing=False, lora_rank=16):
         EmotionSLLM,
         enable_checkpointing,
         load_llm,
-        tiny_llm,
     )
+    from speechbrain_dpm.testing import tiny_llm
 
     if name == "tiny":
         llm = tiny_llm().to(getattr(torch, dtype))

@@ -75,7 +75,8 @@ def build_strategy(name, sllm, **kwargs):
 
     Example
     -------
-    >>> from speechbrain_dpm.sllm import EmotionSLLM, tiny_llm
+    >>> from speechbrain_dpm.sllm import EmotionSLLM
+    >>> from speechbrain_dpm.testing import tiny_llm
     >>> sllm = EmotionSLLM(tiny_llm(), 8, 4, audio_input="units")
     >>> build_strategy("sliding", sllm, n_context=16).name
     'sliding'
@@ -239,7 +240,8 @@ class ContextStrategy:
 
         Example
         -------
-        >>> from speechbrain_dpm.sllm import EmotionSLLM, tiny_llm
+        >>> from speechbrain_dpm.sllm import EmotionSLLM
+        >>> from speechbrain_dpm.testing import tiny_llm
         >>> from speechbrain_dpm.sequence import make_utterance
         >>> sllm = EmotionSLLM(tiny_llm(), 8, 4, audio_input="units")
         >>> utt = make_utterance(torch.tensor([1, 2]), None, sllm.space)

@@ -88,7 +88,8 @@ class DPMStrategy(SlidingWindow):
     Example
     -------
     >>> from speechbrain_dpm.context import build_strategy
-    >>> from speechbrain_dpm.sllm import EmotionSLLM, tiny_llm
+    >>> from speechbrain_dpm.sllm import EmotionSLLM
+    >>> from speechbrain_dpm.testing import tiny_llm
     >>> from speechbrain_dpm.sequence import make_utterance
     >>> sllm = EmotionSLLM(tiny_llm(), 8, 4, audio_input="units")
     >>> utts = [make_utterance(torch.tensor([1, 2, i]), None, sllm.space)

@@ -245,7 +245,8 @@ def complete_settings(sllm, settings):
 
     Example
     -------
-    >>> from speechbrain_dpm.sllm import EmotionSLLM, tiny_llm
+    >>> from speechbrain_dpm.sllm import EmotionSLLM
+    >>> from speechbrain_dpm.testing import tiny_llm
     >>> sllm = EmotionSLLM(tiny_llm(), 8, 4, feat_dim=16, lora_rank=2)
     >>> out = complete_settings(sllm, {"encoder_source": "whisper-tiny.en",
     ...     "encoder_layer": 2, "llm_source": "smollm2-135m"})

@@ -120,7 +120,8 @@ class LoRAMemory:
 
     Example
     -------
-    >>> from speechbrain_dpm.sllm import EmotionSLLM, tiny_llm
+    >>> from speechbrain_dpm.sllm import EmotionSLLM
+    >>> from speechbrain_dpm.testing import tiny_llm
     >>> from speechbrain_dpm.sequence import context_window, make_utterance
     >>> sllm = EmotionSLLM(tiny_llm(), 8, 4, audio_input="units")
     >>> memory = LoRAMemory(sllm, slots=2, rank=2, lr=1e-2)

@@ -129,6 +129,7 @@ def enable_checkpointing(llm):
 
     Example
     -------
+    >>> from speechbrain_dpm.testing import tiny_llm
     >>> llm = enable_checkpointing(tiny_llm())
     >>> llm.model.layers[0].gradient_checkpointing
     True
@@ -153,6 +154,7 @@ def disable_checkpointing(llm):
 
     Example
     -------
+    >>> from speechbrain_dpm.testing import tiny_llm
     >>> disable_checkpointing(enable_checkpointing(tiny_llm()))
     True
     """
@@ -172,6 +174,7 @@ def context_length(llm):
 
     Example
     -------
+    >>> from speechbrain_dpm.testing import tiny_llm
     >>> context_length(tiny_llm())
     4096
     """
@@ -198,6 +201,7 @@ def check_window(llm, n_tokens, what):
 
     Example
     -------
+    >>> from speechbrain_dpm.testing import tiny_llm
     >>> check_window(tiny_llm(), 4096, "n_ctx")
     >>> check_window(tiny_llm(), 8192, "n_ctx")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
@@ -211,51 +215,6 @@ def check_window(llm, n_tokens, what):
             f"(max_position_embeddings = {limit}): lower it, or use an LLM "
             "with a longer window"
         )
-
-
-def tiny_llm(hidden_size=32, layers=2, heads=4, vocab_size=64, seed=0):
-    """Builds a tiny randomly initialised Llama, for tests and examples.
-
-    Arguments
-    ---------
-    hidden_size : int
-        Model width.
-    layers : int
-        Number of decoder layers.
-    heads : int
-        Number of attention heads.
-    vocab_size : int
-        Size of the (unused) text vocabulary.
-    seed : int
-        Seed of the initialisation.
-
-    Returns
-    -------
-    transformers.LlamaForCausalLM
-        The model, in eval mode.
-
-    Example
-    -------
-    >>> llm = tiny_llm()
-    >>> llm.config.hidden_size
-    32
-    """
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    config = LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=hidden_size,
-        intermediate_size=2 * hidden_size,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        num_key_value_heads=heads,
-        max_position_embeddings=4096,
-        tie_word_embeddings=True,
-    )
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        llm = LlamaForCausalLM(config)
-    return llm.eval()
 
 
 def tuner_layers(module):
@@ -323,6 +282,7 @@ def add_lora_adapter(
 
     Example
     -------
+    >>> from speechbrain_dpm.testing import tiny_llm
     >>> llm = tiny_llm()
     >>> params = add_lora_adapter(llm, "fixed", rank=4, alpha=4)
     >>> sum(p.numel() for p in params)
@@ -415,6 +375,7 @@ class EmotionSLLM(nn.Module):
 
     Example
     -------
+    >>> from speechbrain_dpm.testing import tiny_llm
     >>> sllm = EmotionSLLM(tiny_llm(), n_units=16, n_emotions=4, feat_dim=8)
     >>> tokens = torch.tensor([[1, 2, 3, 16]])
     >>> feats = torch.randn(1, 4, 8)
@@ -618,6 +579,7 @@ class EmotionSLLM(nn.Module):
 
         Example
         -------
+        >>> from speechbrain_dpm.testing import tiny_llm
         >>> sllm = EmotionSLLM(tiny_llm(), 8, 4, audio_input="units").eval()
         >>> tokens = torch.tensor([[1, 2, 3, 4, 8]])
         >>> full = sllm.audio_hidden_states(tokens)

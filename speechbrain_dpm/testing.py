@@ -71,3 +71,48 @@ def save_tiny_whisper(folder, d_model=64, layers=2, seed=0):
         WhisperModel(config).save_pretrained(folder)
     WhisperFeatureExtractor(feature_size=80).save_pretrained(folder)
     return folder
+
+
+def tiny_llm(hidden_size=32, layers=2, heads=4, vocab_size=64, seed=0):
+    """Builds a tiny randomly initialised Llama, for tests and examples.
+
+    Arguments
+    ---------
+    hidden_size : int
+        Model width.
+    layers : int
+        Number of decoder layers.
+    heads : int
+        Number of attention heads.
+    vocab_size : int
+        Size of the (unused) text vocabulary.
+    seed : int
+        Seed of the initialisation.
+
+    Returns
+    -------
+    transformers.LlamaForCausalLM
+        The model, in eval mode.
+
+    Example
+    -------
+    >>> llm = tiny_llm()
+    >>> llm.config.hidden_size
+    32
+    """
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        max_position_embeddings=4096,
+        tie_word_embeddings=True,
+    )
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        llm = LlamaForCausalLM(config)
+    return llm.eval()

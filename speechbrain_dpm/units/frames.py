@@ -14,7 +14,8 @@ import math
 import torch
 import torch.nn as nn
 
-SAMPLE_RATE = 16000
+from speechbrain_dpm.audio import SAMPLE_RATE
+
 # Whisper sees at most 30 s; longer audio is cut into pieces of this size.
 CHUNK_SAMPLES = 30 * SAMPLE_RATE
 # Samples per encoder frame (50 Hz) and per unit frame (25 Hz).

@@ -13,7 +13,8 @@ import torch
 from speechbrain_dpm.context import build_strategy
 from speechbrain_dpm.memory import LoRAMemory
 from speechbrain_dpm.sequence import context_window, make_utterance
-from speechbrain_dpm.sllm import EmotionSLLM, tiny_llm
+from speechbrain_dpm.sllm import EmotionSLLM
+from speechbrain_dpm.testing import tiny_llm
 
 K, C, D = 16, 4, 8
 N_R, N_LIMIT = 12, 24

@@ -7,7 +7,8 @@ import speechbrain as sb
 import torch
 
 from speechbrain_dpm.brain import DPMBrain, load_dialogues
-from speechbrain_dpm.sllm import EmotionSLLM, tiny_llm
+from speechbrain_dpm.sllm import EmotionSLLM
+from speechbrain_dpm.testing import tiny_llm
 
 K, D = 16, 8
 EMOTIONS = ["neu", "hap", "sad", "ang"]

@@ -18,7 +18,8 @@ from speechbrain_dpm.dpm_training import (
 )
 from speechbrain_dpm.memory import LoRAMemory
 from speechbrain_dpm.sequence import context_window, make_utterance
-from speechbrain_dpm.sllm import EmotionSLLM, tiny_llm
+from speechbrain_dpm.sllm import EmotionSLLM
+from speechbrain_dpm.testing import tiny_llm
 
 K, D = 16, 8
 EMOTIONS = ["neu", "hap", "sad", "ang"]

@@ -30,8 +30,8 @@ from speechbrain_dpm.export import (
     export_model_folder,
 )
 from speechbrain_dpm.recognizer import DPMEmotionRecognizer, EmotionPrediction
-from speechbrain_dpm.sllm import EmotionSLLM, tiny_llm
-from speechbrain_dpm.testing import save_tiny_whisper
+from speechbrain_dpm.sllm import EmotionSLLM
+from speechbrain_dpm.testing import save_tiny_whisper, tiny_llm
 from speechbrain_dpm.units import UnitCodebook, WhisperFrameEncoder
 
 SR = 16000

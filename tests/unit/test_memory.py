@@ -11,7 +11,8 @@ from speechbrain_dpm.context import SlidingWindow, build_strategy
 from speechbrain_dpm.dpm_strategy import DPMStrategy, summarize_diagnostics
 from speechbrain_dpm.memory import LoRAMemory
 from speechbrain_dpm.sequence import context_window, make_utterance
-from speechbrain_dpm.sllm import EmotionSLLM, tiny_llm
+from speechbrain_dpm.sllm import EmotionSLLM
+from speechbrain_dpm.testing import tiny_llm
 
 N_UNITS, N_EMO, FEAT = 16, 4, 8
 MEM = {"rank": 4, "alpha": 8, "lr": 1e-2}

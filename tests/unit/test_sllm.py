@@ -9,7 +9,8 @@ from speechbrain_dpm.sequence import (
     make_utterance,
     pack_dialogue,
 )
-from speechbrain_dpm.sllm import FIXED_ADAPTER, EmotionSLLM, tiny_llm
+from speechbrain_dpm.sllm import FIXED_ADAPTER, EmotionSLLM
+from speechbrain_dpm.testing import tiny_llm
 
 K, C, D = 16, 4, 8
 

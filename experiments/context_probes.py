@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Why does conversation context not help on the generated corpus?
 
-Three cheap probes over the outputs of ``long_conversations.py`` (no
-training of the SLLM, seconds on a CPU):
+Three cheap probes over the outputs of the long-conversation experiment
+(``experiments/long_conversations.py``; no training of the SLLM, seconds on
+a CPU):
 
 1. **Late fusion of a run's own predictions.** Each turn's log-probabilities
    are added to ``w`` times a running average of the same speaker's earlier
@@ -25,7 +26,7 @@ The corpus is synthetic; so are the results.
 
 Usage (from the repository root, after the experiment)::
 
-    python recipes/IEMOCAP/context_probes.py --output_folder results/long_exp \
+    python -m experiments.context_probes --output_folder results/long_exp \
         --data_folder data/long_iemocap
 
 Authors
@@ -34,7 +35,6 @@ Authors
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -42,15 +42,14 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from long_conversations import (  # noqa: E402
+from experiments.grid import run_dir
+from experiments.summary import (
+    EMOTIONS,
     LONG_MIN_TURNS,
     subdued_turns,
     subsets,
-    ua,
 )
-
-EMOTIONS = ["neu", "hap", "sad", "ang"]
+from speechbrain_dpm.metrics import unweighted_accuracy
 
 
 def speaker_of(utt_id):
@@ -156,7 +155,7 @@ def carry_over_table(out, runs, seeds, subdued):
         run, row = run_row.split("/")
         scores = {}
         for seed in seeds:
-            rows = dialogue_order(out / run / str(seed), row)
+            rows = dialogue_order(run_dir(out, run, seed), row)
             if rows is None:
                 continue
             carried = dict(zip([r["utt_id"] for r in rows], carry_over(rows)))
@@ -169,7 +168,7 @@ def carry_over_table(out, runs, seeds, subdued):
                 after = [carried[r["utt_id"]] for r in part_rows]
                 for name, pred in (("read", read), ("carried", after)):
                     scores.setdefault((part, name), []).append(
-                        ua(y, pred, len(EMOTIONS))
+                        unweighted_accuracy(y, pred)
                     )
         if scores:
             table[run_row] = {k: float(np.mean(v)) for k, v in scores.items()}
@@ -191,13 +190,13 @@ def fusion_table(out, runs, seeds, weights):
         run, row = run_row.split("/")
         scores = {w: [] for w in weights}
         for seed in seeds:
-            rows = dialogue_order(out / run / str(seed), row)
+            rows = dialogue_order(run_dir(out, run, seed), row)
             if rows is None:
                 continue
             long_ = [r for r, keep in zip(rows, is_long(rows)) if keep]
             labels = [r["label"] for r in long_]
             for w in weights:
-                scores[w].append(ua(labels, fuse(long_, w), len(EMOTIONS)))
+                scores[w].append(unweighted_accuracy(labels, fuse(long_, w)))
         if scores[weights[0]]:
             table[run_row] = {w: float(np.mean(v)) for w, v in scores.items()}
     return table
@@ -263,7 +262,7 @@ def probe_table(save_folder):
         ).fit(scaler.transform(x_tr), y_tr)
         pred = clf.predict(scaler.transform(x_te))
         table[mode] = {
-            part: ua(y_te[mask].tolist(), pred[mask].tolist(), len(EMOTIONS))
+            part: unweighted_accuracy(y_te[mask], pred[mask])
             for part, mask in (("long", long_), ("ordinary", ~long_))
         }
     return table
