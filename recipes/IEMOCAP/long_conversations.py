@@ -9,7 +9,7 @@ training) next to IEMOCAP-length ones, then pools the seeds:
 * ``classifier`` (``hparams/classifier.yaml``): the utterance-only baseline;
 * ``plain`` (``hparams/dpm.yaml``): the SLLM read with the utterance alone,
   one pass (truncated), the sliding window and DPM;
-* ``dpm_aware`` (``hparams/dpm.yaml --training_mode=dpm_aware``): the
+* ``dpm_aware`` (``hparams/dpm_aware.yaml``): the
   plain model of the same seed fine-tuned through the memory
   (``--init_from``), read with the sliding window and DPM;
 * ``placements``: the plain model read with the temporary LoRA on
@@ -162,12 +162,12 @@ AWARE_ROWS = {
 #: DPM-aware training: fine-tunes the plain model of the same seed
 #: (``init_from``) on runs of 4 written + 2 read turns, not overlapping
 #: (stride 6), differentiated through the inner step.
-AWARE = {"training_mode": "dpm_aware", "run_stride": 6, "meta_order": "second"}
+AWARE = {"run_stride": 6, "meta_order": "second"}
 READ = {"number_of_epochs": 0}
 RUNS = {
     "classifier": ("classifier.yaml", {}, {"utterance": {}}),
     "plain": ("dpm.yaml", {}, PLAIN_ROWS),
-    "dpm_aware": ("dpm.yaml", AWARE, AWARE_ROWS),
+    "dpm_aware": ("dpm_aware.yaml", AWARE, AWARE_ROWS),
     # Ablation: the audio loss (and every write) sees the continuous
     # features too, as the read-out does.
     "plain_leaky": (
