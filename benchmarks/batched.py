@@ -107,7 +107,7 @@ def agreement(folder, recipe_output, batch):
 
     from speechbrain_dpm.brain import load_dialogues
     from speechbrain_dpm.dpm_strategy import summarize_diagnostics
-    from speechbrain_dpm.inference import DPMEmotionRecognizer
+    from speechbrain_dpm.recognizer import DPMEmotionRecognizer
 
     rec = DPMEmotionRecognizer.from_hparams(folder, run_opts={"device": "cpu"})
     sllm = rec.mods.sllm

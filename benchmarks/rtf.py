@@ -130,7 +130,8 @@ def export_untrained(root, model, wav, n_units, seed=0):
     str
         The exported folder.
     """
-    from speechbrain_dpm.inference import export_model_folder, read_audio_16k
+    from speechbrain_dpm.audio import read_audio_16k
+    from speechbrain_dpm.export import export_model_folder
     from speechbrain_dpm.sllm import EmotionSLLM, load_llm
     from speechbrain_dpm.units import UnitCodebook, WhisperFrameEncoder
 
@@ -223,7 +224,8 @@ def live_calls(rec, audio, spans, calls):
 
 def main(argv=None):
     """Runs the benchmark; returns the report."""
-    from speechbrain_dpm.inference import DPMEmotionRecognizer, read_audio_16k
+    from speechbrain_dpm.audio import read_audio_16k
+    from speechbrain_dpm.recognizer import DPMEmotionRecognizer
 
     parser = base_parser(__doc__, "rtf.json")
     parser.add_argument("--seconds", type=float, default=120.0)
@@ -264,7 +266,7 @@ def main(argv=None):
         rec = DPMEmotionRecognizer.from_hparams(
             folder, run_opts={"device": "cpu", "precision": args.precision}
         )
-        from speechbrain_dpm.inference import silero_vad
+        from speechbrain_dpm.long_audio import silero_vad
 
         _, load_silero_vad = silero_vad()  # keeps --threads
 

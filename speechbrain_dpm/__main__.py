@@ -10,7 +10,7 @@ Subcommands:
 * ``classify --model DIR FILE...``: labels each file alone, or, with
   ``--dialogue``, the files in order as one conversation.
 
-``DIR`` is a folder written by ``speechbrain_dpm.inference
+``DIR`` is a folder written by ``speechbrain_dpm.export
 .export_model_folder``. Everything runs offline.
 
 Authors
@@ -121,14 +121,14 @@ def load_model(folder, device="cpu", savedir=None, precision="fp32"):
 
     Returns
     -------
-    speechbrain_dpm.inference.DPMEmotionRecognizer
+    speechbrain_dpm.recognizer.DPMEmotionRecognizer
         The model.
 
     Example
     -------
     >>> model = load_model("results/IEMOCAP/dpm/1986/model")  # doctest: +SKIP
     """
-    from speechbrain_dpm.inference import DPMEmotionRecognizer
+    from speechbrain_dpm.recognizer import DPMEmotionRecognizer
 
     return DPMEmotionRecognizer.from_hparams(
         source=folder,

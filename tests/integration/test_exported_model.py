@@ -65,7 +65,7 @@ def demo_run(tmp_path_factory):
 @pytest.fixture(scope="module")
 def model(demo_run, tmp_path_factory):
     """The exported folder, loaded offline (files collected in a savedir)."""
-    from speechbrain_dpm.inference import DPMEmotionRecognizer
+    from speechbrain_dpm.recognizer import DPMEmotionRecognizer
 
     _, out = demo_run
     mp = pytest.MonkeyPatch()

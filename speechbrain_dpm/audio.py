@@ -1,0 +1,220 @@
+"""Audio: reading and checking the waveforms the recognizer labels.
+
+Files are read with soundfile (wav, flac, ogg, mp3; convert m4a/mp4 with
+ffmpeg), multi-channel audio is downmixed to mono by averaging the
+channels, and any sample rate is resampled to 16 kHz. Tensors given
+directly must already be 16 kHz mono. Missing or unreadable files, empty
+audio, audio shorter than ``MIN_SECONDS``, NaN/infinite samples and
+all-silent utterances raise a ``ValueError`` (``FileNotFoundError`` for a
+missing file) naming the input.
+
+Authors
+ * speechbrain_dpm developers 2026
+"""
+
+import os
+
+import torch
+from speechbrain.utils.logger import get_logger
+
+logger = get_logger(__name__)
+
+SAMPLE_RATE = 16000
+#: Peak amplitude below which an utterance counts as silent (-80 dBFS).
+SILENCE_PEAK = 1e-4
+#: Shortest utterance accepted, in seconds (two 40 ms unit frames); shorter
+#: audio (e.g. a truncated file) holds no speech to label.
+MIN_SECONDS = 0.08
+#: What ``on_error`` may be: fail on a bad turn, or leave it out.
+ON_ERROR = ("raise", "skip")
+
+
+def check_waveform(wav, name="audio", allow_silence=False):
+    """Checks a 1-D waveform: non-empty, finite, not silent.
+
+    Arguments
+    ---------
+    wav : torch.Tensor
+        1-D waveform.
+    name : str
+        What to call it in error messages (a file name, ``wavs[2]``...).
+    allow_silence : bool
+        Do not reject an all-silent waveform.
+
+    Returns
+    -------
+    torch.Tensor
+        The waveform (float32).
+
+    Raises
+    ------
+    ValueError
+        If it is empty, shorter than ``MIN_SECONDS``, has NaN/infinite
+        samples or (unless allowed) its peak amplitude is below
+        ``SILENCE_PEAK``.
+
+    Example
+    -------
+    >>> check_waveform(torch.ones(1600)).shape
+    torch.Size([1600])
+    >>> check_waveform(torch.zeros(1600), "x.wav")
+    Traceback (most recent call last):
+    ...
+    ValueError: x.wav: the audio is silent (peak amplitude 0.0e+00)
+    >>> check_waveform(torch.ones(8), "cut.wav")
+    Traceback (most recent call last):
+    ...
+    ValueError: cut.wav: the audio is too short: 0.0005 s (8 samples ...)...s
+    """
+    wav = torch.as_tensor(wav)
+    if wav.dim() != 1:
+        raise ValueError(
+            f"{name}: expected a 1-D (mono) waveform, got shape "
+            f"{tuple(wav.shape)}"
+        )
+    if wav.numel() == 0:
+        raise ValueError(f"{name}: the audio is empty (0 samples)")
+    if wav.numel() < MIN_SECONDS * SAMPLE_RATE:
+        raise ValueError(
+            f"{name}: the audio is too short: "
+            f"{wav.numel() / SAMPLE_RATE:.4f} s ({wav.numel()} samples at "
+            f"16 kHz), the minimum is {MIN_SECONDS} s"
+        )
+    wav = wav.float()
+    if not bool(torch.isfinite(wav).all()):
+        raise ValueError(f"{name}: the audio has NaN or infinite samples")
+    peak = float(wav.abs().max())
+    if peak < SILENCE_PEAK and not allow_silence:
+        raise ValueError(
+            f"{name}: the audio is silent (peak amplitude {peak:.1e})"
+        )
+    return wav
+
+
+def read_audio_16k(path, allow_silence=False):
+    """Reads an audio file as a checked mono 16 kHz waveform.
+
+    Multi-channel audio is averaged to mono; other rates are resampled
+    (``torchaudio.functional.resample``).
+
+    Arguments
+    ---------
+    path : str or path-like
+        An audio file soundfile can read (wav, flac, ogg, mp3).
+    allow_silence : bool
+        Do not reject an all-silent recording.
+
+    Returns
+    -------
+    torch.Tensor
+        1-D float32 waveform at 16 kHz (CPU).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        If it cannot be decoded, is empty, has NaN samples or is silent.
+
+    Example
+    -------
+    >>> read_audio_16k("missing.wav")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: audio file not found: missing.wav
+    """
+    import soundfile as sf
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"audio file not found: {path}")
+    try:
+        data, rate = sf.read(path, dtype="float32", always_2d=True)
+    except Exception as err:  # soundfile raises several types
+        raise ValueError(
+            f"cannot read audio file {path}: {err} (formats: wav, flac, ogg, "
+            "mp3; convert others with ffmpeg -i IN -ac 1 -ar 16000 OUT.wav)"
+        ) from err
+    wav = torch.from_numpy(data).mean(dim=1)
+    if wav.numel() and rate != SAMPLE_RATE and bool(torch.isfinite(wav).all()):
+        import torchaudio.functional as AF
+
+        wav = AF.resample(wav, int(rate), SAMPLE_RATE)
+    return check_waveform(wav, path, allow_silence=allow_silence)
+
+
+def as_waveform(item, name):
+    """A path or a 16 kHz mono tensor as a checked 1-D waveform.
+
+    Arguments
+    ---------
+    item : str, path-like or torch.Tensor
+        An audio file (read with :func:`read_audio_16k`), or a [T] or
+        [1, T] 16 kHz mono waveform.
+    name : str
+        What to call a tensor in error messages (a file is named by its
+        path).
+
+    Returns
+    -------
+    torch.Tensor
+        1-D float32 waveform at 16 kHz (CPU).
+
+    Example
+    -------
+    >>> as_waveform(torch.ones(1, 1600), "turn 0").shape
+    torch.Size([1600])
+    """
+    if isinstance(item, (str, os.PathLike)):
+        return read_audio_16k(item)
+    wav = torch.as_tensor(item)
+    if wav.dim() == 2 and wav.shape[0] == 1:
+        wav = wav[0]
+    return check_waveform(wav.detach().cpu(), name)
+
+
+def checked_turns(items, on_error):
+    """Checked waveforms of a conversation's turns.
+
+    Arguments
+    ---------
+    items : list of str or torch.Tensor
+        The turns (paths or 16 kHz mono tensors).
+    on_error : str
+        ``raise``: the first bad turn raises. ``skip``: bad turns
+        (missing, unreadable, empty, too short, NaN, silent) are left
+        out, with a logged count.
+
+    Returns
+    -------
+    list
+        Per turn, a waveform, or the error message of a skipped turn.
+
+    Example
+    -------
+    >>> turns = checked_turns([torch.ones(1600), torch.zeros(1600)], "skip")
+    >>> turns[0].shape
+    torch.Size([1600])
+    >>> turns[1]
+    'utterance 1: the audio is silent (peak amplitude 0.0e+00)'
+    """
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error must be one of {ON_ERROR}")
+    out = []
+    for i, item in enumerate(items):
+        try:
+            out.append(as_waveform(item, f"utterance {i}"))
+        except (OSError, ValueError) as err:
+            if on_error == "raise":
+                raise
+            is_path = isinstance(item, (str, os.PathLike))
+            out.append(f"utterance {i}: {err}" if is_path else str(err))
+    bad = [x for x in out if isinstance(x, str)]
+    if bad:
+        logger.warning(
+            "left %d of %d turns out of the conversation (on_error='skip'): %s",
+            len(bad),
+            len(out),
+            "; ".join(bad),
+        )
+    return out
