@@ -238,26 +238,9 @@ def export_model(hparams, name=None, reason=None):
         )
     opts = dict(rows.get(name) or {})
     opts.pop("diagnostics", None)
-    settings = {
-        key: hparams[key]
-        for key in (
-            "encoder_source",
-            "encoder_layer",
-            "feat_dim",
-            "n_units",
-            "llm_source",
-            "llm_layers",
-            "llm_dtype",
-            "audio_input",
-            "audio_head",
-            "audio_loss_input",
-            "lora_rank",
-            "lora_alpha",
-            "lora_dropout",
-            "lora_targets",
-        )
-    }
-    settings.update(strategy=opts.pop("strategy", name), strategy_opts=opts)
+    # The model's settings travel with it (sllm.settings); the export adds
+    # the strategy it runs.
+    settings = {"strategy": opts.pop("strategy", name), "strategy_opts": opts}
     folder = export_model_folder(
         hparams["export_folder"],
         hparams["sllm"],

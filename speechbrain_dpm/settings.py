@@ -98,7 +98,7 @@ class Settings:
     def __post_init__(self):
         hints = typing.get_type_hints(type(self))
         for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
+            value = vars(self)[field.name]
             kind = hints[field.name]
             if not _has_type(value, kind):
                 raise TypeError(
@@ -150,7 +150,7 @@ class Settings:
 
     def to_dict(self):
         """Option name → value, in declaration order (plain types)."""
-        return {name: getattr(self, name) for name in self.names()}
+        return {name: vars(self)[name] for name in self.names()}
 
     def replace(self, **changes):
         """A checked copy with some options changed."""
