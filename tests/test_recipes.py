@@ -414,12 +414,6 @@ GATED_READS = {
     },
     "emotion_feedback": {"feedback_source", "feedback_noise", "n_r", "n_limit"},
 }
-#: The typed settings objects a YAML fills, by the YAML key that builds
-#: them: every option must be a key of that block.
-TYPED_BLOCKS = {
-    "sllm": "speechbrain_dpm.settings.SLLMSettings",
-    "dpm_aware_training": "speechbrain_dpm.settings.DPMAwareOptions",
-}
 
 
 def yaml_block_keys(yaml_text, key):
