@@ -466,8 +466,9 @@ class EmotionSLLM(nn.Module):
 
     @emotion_feedback.setter
     def emotion_feedback(self, on):
-        # e.g. the classifier stage of a two-stage recipe reads utterances
-        # alone: the token layout changes, the trained tensors do not.
+        """Turns the feedback layout on or off (e.g. for the classifier
+        stage of a two-stage recipe, which reads utterances alone): the
+        token layout changes, the trained tensors do not."""
         self.settings = self.settings.replace(emotion_feedback=bool(on))
 
     def trainable_parameters(self):
