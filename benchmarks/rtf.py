@@ -100,7 +100,7 @@ def make_recording(path, seconds, seed=0, rate=22050):
 def tiny_sources(root):
     """A tiny random Whisper and Llama saved as HF folders (for tests)."""
     from speechbrain_dpm.sllm import tiny_llm
-    from speechbrain_dpm.units import save_tiny_whisper
+    from speechbrain_dpm.testing import save_tiny_whisper
 
     whisper = os.path.join(root, "tiny_whisper")
     save_tiny_whisper(whisper)

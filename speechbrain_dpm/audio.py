@@ -12,6 +12,7 @@ Authors
  * speechbrain_dpm developers 2026
 """
 
+import functools
 import os
 
 import torch
@@ -29,8 +30,10 @@ MIN_SECONDS = 0.08
 ON_ERROR = ("raise", "skip")
 
 
-def check_waveform(wav, name="audio", allow_silence=False):
-    """Checks a 1-D waveform: non-empty, finite, not silent.
+def check_waveform(
+    wav, name="audio", allow_silence=False, min_seconds=MIN_SECONDS
+):
+    """Checks a 1-D waveform: non-empty, long enough, finite, not silent.
 
     Arguments
     ---------
@@ -40,6 +43,9 @@ def check_waveform(wav, name="audio", allow_silence=False):
         What to call it in error messages (a file name, ``wavs[2]``...).
     allow_silence : bool
         Do not reject an all-silent waveform.
+    min_seconds : float
+        Shortest duration accepted (``MIN_SECONDS``; 0 accepts any
+        non-empty waveform).
 
     Returns
     -------
@@ -49,7 +55,7 @@ def check_waveform(wav, name="audio", allow_silence=False):
     Raises
     ------
     ValueError
-        If it is empty, shorter than ``MIN_SECONDS``, has NaN/infinite
+        If it is empty, shorter than ``min_seconds``, has NaN/infinite
         samples or (unless allowed) its peak amplitude is below
         ``SILENCE_PEAK``.
 
@@ -74,11 +80,11 @@ def check_waveform(wav, name="audio", allow_silence=False):
         )
     if wav.numel() == 0:
         raise ValueError(f"{name}: the audio is empty (0 samples)")
-    if wav.numel() < MIN_SECONDS * SAMPLE_RATE:
+    if wav.numel() < min_seconds * SAMPLE_RATE:
         raise ValueError(
             f"{name}: the audio is too short: "
             f"{wav.numel() / SAMPLE_RATE:.4f} s ({wav.numel()} samples at "
-            f"16 kHz), the minimum is {MIN_SECONDS} s"
+            f"16 kHz), the minimum is {min_seconds} s"
         )
     wav = wav.float()
     if not bool(torch.isfinite(wav).all()):
@@ -91,18 +97,26 @@ def check_waveform(wav, name="audio", allow_silence=False):
     return wav
 
 
-def read_audio_16k(path, allow_silence=False):
-    """Reads an audio file as a checked mono 16 kHz waveform.
+def read_audio_16k(source, allow_silence=False, min_seconds=MIN_SECONDS):
+    """Reads audio as a checked mono 16 kHz waveform: the project's one
+    audio loader (recognizer, long audio, units stage).
 
-    Multi-channel audio is averaged to mono; other rates are resampled
-    (``torchaudio.functional.resample``).
+    As ``Pretrained.load_audio`` does, the file is read with SpeechBrain's
+    ``audio_io.load`` (soundfile) and brought to 16 kHz mono by SpeechBrain's
+    ``AudioNormalizer`` (channels averaged, other rates resampled), then
+    checked by :func:`check_waveform`.
 
     Arguments
     ---------
-    path : str or path-like
-        An audio file soundfile can read (wav, flac, ogg, mp3).
+    source : str, path-like or dict
+        An audio file soundfile can read (wav, flac, ogg, mp3), or a
+        SpeechBrain manifest ``{"file", "start", "stop"}`` dict (start and
+        stop in samples of the file; no stop, or stop equal to start, reads
+        to the end).
     allow_silence : bool
         Do not reject an all-silent recording.
+    min_seconds : float
+        Shortest duration accepted (see :func:`check_waveform`).
 
     Returns
     -------
@@ -114,33 +128,61 @@ def read_audio_16k(path, allow_silence=False):
     FileNotFoundError
         If the file does not exist.
     ValueError
-        If it cannot be decoded, is empty, has NaN samples or is silent.
+        If it cannot be decoded, is empty, too short, has NaN samples or
+        is silent; the message names the file and the problem.
 
     Example
     -------
+    >>> import soundfile as sf
+    >>> path = str(getfixture("tmpdir") / "tone.wav")
+    >>> tone = torch.sin(torch.arange(8000) / 10.0).numpy()
+    >>> sf.write(path, tone, 8000)
+    >>> read_audio_16k(path).shape
+    torch.Size([16000])
+    >>> read_audio_16k({"file": path, "start": 0, "stop": 4000}).shape
+    torch.Size([8000])
     >>> read_audio_16k("missing.wav")
     Traceback (most recent call last):
     ...
     FileNotFoundError: audio file not found: missing.wav
     """
-    import soundfile as sf
+    from speechbrain.dataio import audio_io
 
-    path = os.fspath(path)
+    if isinstance(source, dict):
+        path = os.fspath(source["file"])
+        start = int(source.get("start", 0))
+        stop = int(source.get("stop", start))
+        frames = stop - start if stop != start else -1
+        name = f"{path} [{start}:{stop if stop != start else ''}]"
+    else:
+        path = name = os.fspath(source)
+        start, frames = 0, -1
     if not os.path.isfile(path):
         raise FileNotFoundError(f"audio file not found: {path}")
     try:
-        data, rate = sf.read(path, dtype="float32", always_2d=True)
-    except Exception as err:  # soundfile raises several types
+        data, rate = audio_io.load(
+            path, channels_first=False, frame_offset=start, num_frames=frames
+        )
+    except RuntimeError as err:  # audio_io wraps soundfile's errors
         raise ValueError(
-            f"cannot read audio file {path}: {err} (formats: wav, flac, ogg, "
-            "mp3; convert others with ffmpeg -i IN -ac 1 -ar 16000 OUT.wav)"
+            f"cannot read audio file {path}: {err.__cause__ or err} (formats: "
+            "wav, flac, ogg, mp3; convert others with ffmpeg -i IN -ac 1 "
+            "-ar 16000 OUT.wav)"
         ) from err
-    wav = torch.from_numpy(data).mean(dim=1)
-    if wav.numel() and rate != SAMPLE_RATE and bool(torch.isfinite(wav).all()):
-        import torchaudio.functional as AF
+    if data.numel() and bool(torch.isfinite(data).all()):
+        wav = _normalizer()(data, rate)
+    else:  # nothing to resample: check_waveform names the problem
+        wav = data.mean(dim=1)
+    return check_waveform(wav, name, allow_silence, min_seconds)
 
-        wav = AF.resample(wav, int(rate), SAMPLE_RATE)
-    return check_waveform(wav, path, allow_silence=allow_silence)
+
+@functools.lru_cache(maxsize=1)
+def _normalizer():
+    """SpeechBrain's ``AudioNormalizer`` to 16 kHz mono (it keeps one
+    resampler per input rate, so one instance serves every read)."""
+    from speechbrain.dataio.preprocess import AudioNormalizer
+
+    return AudioNormalizer(SAMPLE_RATE, mix="avg-to-mono")
 
 
 def as_waveform(item, name):

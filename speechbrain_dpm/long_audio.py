@@ -93,8 +93,9 @@ class Segment:
 
 
 def write_segments_csv(csv_path, segments, emotions):
-    """Writes segments as ``start,end,label,score,p_<class>...,error`` rows
-    (``error``: empty, or why the segment was left out).
+    """Writes segments as CSV rows: ``start,end,label,score``, one
+    ``p_<class>`` column per class, then ``error`` (empty, or why the
+    segment was left out).
 
     Arguments
     ---------

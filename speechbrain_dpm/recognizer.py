@@ -84,9 +84,10 @@ class DPMEmotionRecognizer(Pretrained):
     Built from a folder written by :func:`export_model_folder`. Single
     utterances are read alone (utterance-only context); conversations,
     streams and long recordings go through the folder's context strategy
-    (``strategy`` / ``strategy_opts`` in ``hyperparams.yaml``; Dynamic
-    Parameter Memory by default), whose memory is reset at the start and
-    end of each conversation.
+    (``strategy`` / ``strategy_opts`` in ``hyperparams.yaml``: the one the
+    recipe exported, its ``export_strategy``, e.g. ``one_pass`` for
+    ``dpm.yaml``, ``dpm`` for ``dpm_paper.yaml``), whose memory is reset at
+    the start and end of each conversation.
 
     Many conversations at once: each conversation (a dialogue, a long
     recording, a :meth:`stream` session) has its own memory slot, so

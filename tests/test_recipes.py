@@ -104,7 +104,7 @@ def build_tiny_models(root):
     bfloat16 (``llm_bf16``, for the ``*_paper.yaml`` rows: a real
     checkpoint folder's dtype, checkpointing and new-row paths)."""
     from speechbrain_dpm.sllm import tiny_llm
-    from speechbrain_dpm.units import save_tiny_whisper
+    from speechbrain_dpm.testing import save_tiny_whisper
 
     whisper = str((root / "whisper").resolve())
     save_tiny_whisper(whisper)

@@ -1,6 +1,8 @@
-"""Tests of speechbrain_dpm.inference and the command line, on a tiny model
-folder exported in a temporary directory (tiny random Whisper, tiny Llama,
-a codebook fitted on the tiny encoder's frames).
+"""Tests of the inference modules (export, audio, recognizer, streaming,
+long_audio; the speechbrain_dpm.inference façade through the exported
+custom_interface.py) and the command line, on a tiny model folder exported
+in a temporary directory (tiny random Whisper, tiny Llama, a codebook
+fitted on the tiny encoder's frames).
 
 Authors
  * speechbrain_dpm developers 2026
@@ -17,25 +19,20 @@ import pytest
 import soundfile as sf
 import torch
 
+from speechbrain_dpm.audio import MIN_SECONDS, read_audio_16k
 from speechbrain_dpm.context import build_strategy
-from speechbrain_dpm.inference import (
+from speechbrain_dpm.export import (
     CODEBOOK_FILE,
     HPARAMS_FILE,
     INTERFACE_FILE,
     LABEL_ENCODER_FILE,
-    MIN_SECONDS,
     SLLM_FILE,
-    DPMEmotionRecognizer,
-    EmotionPrediction,
     export_model_folder,
-    read_audio_16k,
 )
+from speechbrain_dpm.recognizer import DPMEmotionRecognizer, EmotionPrediction
 from speechbrain_dpm.sllm import EmotionSLLM, tiny_llm
-from speechbrain_dpm.units import (
-    UnitCodebook,
-    WhisperFrameEncoder,
-    save_tiny_whisper,
-)
+from speechbrain_dpm.testing import save_tiny_whisper
+from speechbrain_dpm.units import UnitCodebook, WhisperFrameEncoder
 
 SR = 16000
 EMOTIONS = ["neu", "hap", "sad", "ang"]
@@ -759,7 +756,7 @@ def test_loading_the_vad_keeps_the_thread_setting():
     process, where the import really happens)."""
     code = (
         "import torch; torch.set_num_threads(2)\n"
-        "from speechbrain_dpm.inference import silero_vad\n"
+        "from speechbrain_dpm.long_audio import silero_vad\n"
         "silero_vad()\n"
         "import sys; assert 'silero_vad.model' in sys.modules\n"
         "print(torch.get_num_threads())\n"

@@ -13,6 +13,8 @@ import soundfile as sf
 import torch
 
 from speechbrain_dpm import units as U
+from speechbrain_dpm.audio import read_audio_16k
+from speechbrain_dpm.testing import save_tiny_whisper
 from speechbrain_dpm.units import (
     UnitCodebook,
     UnitExtractor,
@@ -20,7 +22,6 @@ from speechbrain_dpm.units import (
     extract_units,
     n_frames_25hz,
     prosody_features,
-    save_tiny_whisper,
 )
 
 SR = 16000
@@ -255,7 +256,7 @@ def test_extract_units_cache_and_train_only_fit(
             assert int(item["units"].max()) < 8
             first[utt] = (entry["units"], item["units"])
     # Units of a cached utterance are those of its audio, encoded anew.
-    wav = U.load_audio_16k(load_json(manifests["valid"])["va0"]["wav"])
+    wav = read_audio_16k(load_json(manifests["valid"])["va0"]["wav"])
     codebook = UnitCodebook.from_file(cb_path)
     fresh = codebook.assign(encoder.encode_list([wav])[0].half().float())
     assert torch.equal(fresh, first["va0"][1])
