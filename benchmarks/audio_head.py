@@ -55,7 +55,7 @@ def main(argv=None):
     heads = {}
     for head in ("units", "full"):
         sllm, weights = build_sllm(args.model, seed=args.seed)
-        sllm.audio_head = head
+        sllm.settings = sllm.settings.replace(audio_head=head)
         heads[head] = sllm
     gen = torch.Generator().manual_seed(args.seed)
     n_units = heads["units"].space.n_units

@@ -30,8 +30,10 @@ import speechbrain as sb
 import torch
 from common import build_llm
 
+from speechbrain_dpm.brain import DPMBrain
 from speechbrain_dpm.dpm_training import DPMAwareBrain
 from speechbrain_dpm.sequence import make_utterance
+from speechbrain_dpm.settings import DPMAwareOptions
 from speechbrain_dpm.sllm import EmotionSLLM
 
 N_UNITS, N_EMO = 512, 4
@@ -55,23 +57,31 @@ def corpus(space, dialogues, turns, utt, feat_dim, seed=0):
     return data
 
 
-def time_epoch(sllm, data, args, **hparams):
-    """Seconds of one training epoch, and per-batch seconds."""
+def time_epoch(sllm, data, args, meta_order=None):
+    """Seconds of one training epoch, and per-batch seconds: plain training
+    (``meta_order=None``) or DPM-aware of that order."""
     hp = {
         "audio_loss_weight": 0.5,
         "emotion_loss_weight": 0.5,
         "emotion_class_weights": None,
         "emotions": [str(i) for i in range(N_EMO)],
         "n_ctx": args.n_ctx,
-        "dpm_n_context": args.n_r,
-        "inner_utts": args.inner,
-        "outer_utts": args.outer,
-        "inner_lr": 1e-3,
-        "memory_rank": args.rank,
-        "memory_alpha": 2 * args.rank,
+        "utterance_windows": False,
+        "train_logger": None,
     }
-    hp.update(hparams)
-    brain = DPMAwareBrain(
+    brain_class = DPMBrain
+    if meta_order is not None:
+        brain_class = DPMAwareBrain
+        hp["dpm_aware_training"] = DPMAwareOptions(
+            meta_order=meta_order,
+            dpm_n_context=args.n_r,
+            inner_utts=args.inner,
+            outer_utts=args.outer,
+            inner_lr=1e-3,
+            memory_rank=args.rank,
+            memory_alpha=2 * args.rank,
+        )
+    brain = brain_class(
         modules={"sllm": sllm},
         opt_class=lambda params: torch.optim.AdamW(params, lr=1e-4),
         hparams=hp,
@@ -127,13 +137,9 @@ def main(argv=None):
             sllm.space, args.dialogues, args.turns, args.utt, args.feat_dim
         )
         result = {}
-        modes = {
-            "plain": {"training_mode": "plain"},
-            "first": {"training_mode": "dpm_aware", "meta_order": "first"},
-            "second": {"training_mode": "dpm_aware", "meta_order": "second"},
-        }
-        for mode, hp in modes.items():
-            total, median, n = time_epoch(sllm, data, args, **hp)
+        modes = {"plain": None, "first": "first", "second": "second"}
+        for mode, order in modes.items():
+            total, median, n = time_epoch(sllm, data, args, order)
             result[mode] = total
             print(
                 f"[{name}, {source}] {mode}: epoch {total:.3f} s "

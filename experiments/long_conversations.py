@@ -11,7 +11,7 @@ the seeds (``experiments/summary.py``). The runs are declared in
 * ``classifier`` (``hparams/classifier.yaml``): the utterance-only baseline;
 * ``plain`` (``hparams/dpm.yaml``): the SLLM read with the utterance alone,
   one pass (truncated), the sliding window and DPM;
-* ``dpm_aware`` (``hparams/dpm.yaml --training_mode=dpm_aware``): the
+* ``dpm_aware`` (``hparams/dpm_aware.yaml``): the
   plain model of the same seed fine-tuned through the memory
   (``--init_from``), read with the sliding window and DPM;
 * ``feedback_init`` (``hparams/dpm_feedback.yaml``): the recommended

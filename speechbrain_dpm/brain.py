@@ -284,15 +284,19 @@ class DPMBrain(sb.Brain):
     dialogue through context strategies.
 
     Expected ``modules``: ``sllm`` (an ``EmotionSLLM``). Expected hparams:
-    ``audio_loss_weight``, ``emotion_loss_weight``, ``emotions``, ``n_ctx``;
-    optional ``train_logger`` and ``utterance_windows``.
+    ``audio_loss_weight``, ``emotion_loss_weight``, ``emotion_class_weights``,
+    ``emotions``, ``n_ctx``, ``utterance_windows``, ``train_logger`` (or
+    None); with emotion feedback also ``feedback_source``,
+    ``feedback_noise``, ``n_r`` and ``n_limit`` (the validation read).
     """
 
     @property
     def sllm(self):
         """The EmotionSLLM, unwrapped from DDP if needed."""
         module = self.modules.sllm
-        return getattr(module, "module", module)
+        if isinstance(module, torch.nn.parallel.DistributedDataParallel):
+            return module.module
+        return module
 
     def on_fit_start(self):
         """SpeechBrain's start of fit; on CPU, lean host memory
@@ -359,7 +363,7 @@ class DPMBrain(sb.Brain):
         if (
             stage == sb.Stage.TRAIN
             and self.sllm.emotion_feedback
-            and getattr(self.hparams, "feedback_source", "gold") == "own"
+            and self.hparams.feedback_source == "own"
         ):
             batch = self.own_feedback(batch)
         args = batch["tokens"], batch["feats"], batch["lengths"]
@@ -429,7 +433,7 @@ class DPMBrain(sb.Brain):
             torch.distributed.all_gather_object(parts, (y_true, y_pred))
             y_true = [y for part in parts for y in part[0]]
             y_pred = [y for part in parts for y in part[1]]
-        if self.sllm.emotion_feedback and hasattr(self, "valid_dialogues"):
+        if self.sllm.emotion_feedback and self.valid_dialogues is not None:
             metrics = self.feedback_valid_metrics()
             stats.update(UA=metrics["UA"], WA=metrics["WA"])
         elif y_true:
@@ -438,11 +442,11 @@ class DPMBrain(sb.Brain):
             )
             stats.update(UA=metrics["UA"], WA=metrics["WA"])
         if stage == sb.Stage.VALID:
-            logger_ = getattr(self.hparams, "train_logger", None)
+            logger_ = self.hparams.train_logger
             if logger_ is not None:
                 logger_.log_stats(
                     stats_meta={"epoch": epoch},
-                    train_stats=getattr(self, "train_stats", None),
+                    train_stats=self.train_stats,
                     valid_stats=stats,
                 )
             if self.checkpointer is not None:
@@ -452,6 +456,10 @@ class DPMBrain(sb.Brain):
                 )
 
     class_weights = None  # [C] emotion-loss weights, set with the train loader
+    #: The validation split of an emotion-feedback model (read turn by
+    #: turn at the end of each validation stage); set with its loader.
+    valid_dialogues = None
+    train_stats = None  # the last training stage's losses
 
     def set_class_weights(self, dialogues):
         """Sets the training emotion loss's class weights from the training
@@ -494,14 +502,12 @@ class DPMBrain(sb.Brain):
         if stage == sb.Stage.TRAIN:
             self.set_class_weights(dialogues)
         # Validation (checkpoint selection) reads the dialogue windows only.
-        alone = stage == sb.Stage.TRAIN and getattr(
-            self.hparams, "utterance_windows", False
-        )
+        alone = stage == sb.Stage.TRAIN and self.hparams.utterance_windows
         feedback = {}
         if self.sllm.emotion_feedback:
             feedback["feedback_space"] = self.sllm.space
             if stage == sb.Stage.TRAIN:
-                source = getattr(self.hparams, "feedback_source", "gold")
+                source = self.hparams.feedback_source
                 if source not in ("gold", "own"):
                     raise ValueError(
                         "feedback_source must be 'gold' or 'own', "
@@ -521,10 +527,8 @@ class DPMBrain(sb.Brain):
         """Validation WA/UA of an emotion-feedback model, read turn by turn
         with the sliding window and its own predictions fed back (the
         packed validation windows carry gold emotion tokens)."""
-        opts = {
-            "n_context": getattr(self.hparams, "n_r", self.hparams.n_ctx // 2)
-        }
-        if getattr(self.hparams, "n_limit", None):
+        opts = {"n_context": self.hparams.n_r}
+        if self.hparams.n_limit:
             opts["n_limit"] = self.hparams.n_limit
         rows = self.label_dialogues(
             self.valid_dialogues, "sliding", progressbar=False, **opts
@@ -689,7 +693,7 @@ class DPMBrain(sb.Brain):
             write_results(results, out_dir, labels, title=title)
         # log_stats is @main_process_only, i.e. a collective (it ends in
         # ddp_broadcast): every rank must call it, not only rank 0.
-        train_logger = getattr(self.hparams, "train_logger", None)
+        train_logger = self.hparams.train_logger
         if train_logger is not None:
             for name in strategies:
                 m = results.get(name, {})

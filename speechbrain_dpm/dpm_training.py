@@ -41,11 +41,9 @@ from speechbrain_dpm.sequence import (
     collate_windows,
     context_window,
 )
+from speechbrain_dpm.settings import DPMAwareOptions
 
 logger = get_logger(__name__)
-
-TRAINING_MODES = ("plain", "dpm_aware")
-META_ORDERS = ("first", "second")
 
 
 # --------------------------------------------------------------------------
@@ -299,64 +297,55 @@ def _to_device(obj, device):
 
 
 class DPMAwareBrain(DPMBrain):
-    """``DPMBrain`` that can train the fixed parameters through the memory.
+    """``DPMBrain`` that trains the fixed parameters through the memory.
 
-    With ``training_mode: plain`` (default) it is exactly ``DPMBrain``. With
-    ``dpm_aware`` the training loader (``make_window_loader`` at the TRAIN
-    stage) yields runs of utterances (``DialogueRunDataset``); each item
-    gets a fresh functional temporary LoRA, written on its inner
-    utterances, then the outer loss
+    The training loader (``make_window_loader`` at the TRAIN stage) yields
+    runs of utterances (``DialogueRunDataset``); each item gets a fresh
+    functional temporary LoRA, written on its inner utterances, then the
+    outer loss
     ``outer_audio_weight · L_audio + emotion_loss_weight · L_emotion`` of
     the next utterances is computed with the adapted weights and
     back-propagated into the fixed parameters only (fixed LoRA, new rows,
     feature projection: the optimizer is ``DPMBrain``'s). Validation stays
     on packed windows.
 
-    Hparams (all optional but the ``DPMBrain`` ones): ``training_mode``
-    (plain | dpm_aware), ``inner_utts`` (4), ``outer_utts`` (2),
-    ``run_stride`` (outer_utts), ``inner_lr`` (``memory_lr`` or 1e-3),
-    ``inner_steps`` (1), ``inner_optimizer`` (adamw | sgd),
-    ``inner_weight_decay`` (0), ``meta_order`` (first | second),
-    ``memory_rank`` (8), ``memory_alpha`` (16), ``memory_placement``
-    (all-linear), ``memory_layers`` (None), ``memory_input_proj`` (False),
-    ``memory_shield`` (False), ``memory_seed`` (0), ``dpm_n_context``
-    (``n_r`` or 256), ``dpm_n_limit`` (``n_limit`` or None),
-    ``outer_audio_weight`` (``audio_loss_weight``).
+    Hparams: the ``DPMBrain`` ones and ``dpm_aware_training``, a
+    ``speechbrain_dpm.settings.DPMAwareOptions`` (see
+    ``recipes/IEMOCAP/hparams/dpm_aware.yaml``), read once here.
     """
 
     _memory_lora = None
 
-    def _opt(self, name, default=None):
-        return getattr(self.hparams, name, default)
-
-    @property
-    def training_mode(self):
-        """``plain`` or ``dpm_aware`` (hparam ``training_mode``)."""
-        mode = self._opt("training_mode", "plain")
-        if mode not in TRAINING_MODES:
-            raise ValueError(
-                f"training_mode must be one of {TRAINING_MODES}, got {mode!r}"
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        options = self.hparams.dpm_aware_training
+        if not isinstance(options, DPMAwareOptions):
+            raise TypeError(
+                "dpm_aware_training must be a DPMAwareOptions "
+                "(!new:speechbrain_dpm.settings.DPMAwareOptions), got "
+                f"{type(options).__name__}"
             )
-        return mode
+        self.options = options
 
     @property
     def memory_lora(self):
         """The temporary LoRA of the inner loop (its per-row weights are
         passed explicitly, so its own slots stay unused)."""
         if self._memory_lora is None:
+            opts = self.options
             self._memory_lora = LoRAMemory(
                 self.sllm,
-                rank=self._opt("memory_rank", 8),
-                alpha=self._opt("memory_alpha", 16),
-                target_modules=self._opt("memory_placement", "all-linear"),
-                layers=self._opt("memory_layers"),
-                input_proj=self._opt("memory_input_proj", False),
-                optimizer=self._opt("inner_optimizer", "adamw"),
-                lr=self._opt("inner_lr", self._opt("memory_lr", 1e-3)),
-                betas=tuple(self._opt("inner_betas", (0.9, 0.999))),
-                eps=self._opt("inner_eps", 1e-7),
-                weight_decay=self._opt("inner_weight_decay", 0.0),
-                seed=self._opt("memory_seed", 0),
+                rank=opts.memory_rank,
+                alpha=opts.memory_alpha,
+                target_modules=opts.memory_placement,
+                layers=opts.memory_layers,
+                input_proj=opts.memory_input_proj,
+                optimizer=opts.inner_optimizer,
+                lr=opts.inner_lr,
+                betas=tuple(opts.inner_betas),
+                eps=opts.inner_eps,
+                weight_decay=opts.inner_weight_decay,
+                seed=opts.memory_seed,
             )
         return self._memory_lora
 
@@ -377,21 +366,21 @@ class DPMAwareBrain(DPMBrain):
         torch.utils.data.DataLoader
             Batches from ``collate_runs``.
         """
-        outer = self._opt("outer_utts", 2)
+        opts = self.options
         dataset = DialogueRunDataset(
             dialogues,
-            inner_utts=self._opt("inner_utts", 4),
-            outer_utts=outer,
-            n_context=self._opt("dpm_n_context", self._opt("n_r", 256)),
-            n_limit=self._opt("dpm_n_limit", self._opt("n_limit")),
-            stride=self._opt("run_stride", outer),
+            inner_utts=opts.inner_utts,
+            outer_utts=opts.outer_utts,
+            n_context=opts.dpm_n_context,
+            n_limit=opts.dpm_n_limit,
+            stride=opts.stride,
         )
         loader_kw.setdefault("collate_fn", collate_runs)
         return self.make_dataloader(dataset, stage, **loader_kw)
 
     def make_window_loader(self, dialogues, stage, **loader_kwargs):
-        """Runs of utterances for DPM-aware training, else packed windows."""
-        if stage == sb.Stage.TRAIN and self.training_mode == "dpm_aware":
+        """Runs of utterances for training, packed windows otherwise."""
+        if stage == sb.Stage.TRAIN:
             return self.make_run_loader(dialogues, stage, **loader_kwargs)
         return super().make_window_loader(dialogues, stage, **loader_kwargs)
 
@@ -422,14 +411,11 @@ class DPMAwareBrain(DPMBrain):
             inactive). With ``meta_order="second"`` the weights carry the
             autograd history of the inner steps.
         """
-        order = self._opt("meta_order", "first")
-        if order not in META_ORDERS:
-            raise ValueError(f"meta_order must be one of {META_ORDERS}")
-        second = order == "second"
+        second = self.options.meta_order == "second"
         memory = self.memory_lora
         weights = memory.fresh_weights(batch["n_items"], self.device)
         state = {}
-        n_steps = self._opt("inner_steps", 1)
+        n_steps = self.options.inner_steps
         # Flash / efficient attention kernels have no double backward.
         kernel = contextlib.nullcontext()
         if second:
@@ -484,12 +470,10 @@ class DPMAwareBrain(DPMBrain):
         weights, inner_losses = self.inner_loop(batch)
         outer = batch["outer"]
         mask = None
-        if self._opt("memory_shield", False):
+        if self.options.memory_shield:
             steps = torch.arange(outer["tokens"].shape[1], device=self.device)
             mask = (steps[None] < outer["n_context"][:, None]).float()
-        w_audio = self._opt(
-            "outer_audio_weight", self.hparams.audio_loss_weight
-        )
+        w_audio = self.options.outer_audio_weight
         args = outer["tokens"], outer["feats"], outer["lengths"]
         # Two calls, not one 2B batch: the memory's weights are per item.
         with self.memory_lora.applied(weights, mask):
@@ -517,9 +501,7 @@ class DPMAwareBrain(DPMBrain):
         l_emo = self.sllm.emotion_loss(
             hidden, outer["emo_positions"], outer["labels"]
         )
-        w_audio = self._opt(
-            "outer_audio_weight", self.hparams.audio_loss_weight
-        )
+        w_audio = self.options.outer_audio_weight
         loss = w_audio * l_audio + self.hparams.emotion_loss_weight * l_emo
         self.loss_parts["audio"] += l_audio.item()
         self.loss_parts["emotion"] += l_emo.item()

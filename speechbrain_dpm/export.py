@@ -24,6 +24,7 @@ import shutil
 from speechbrain.utils.logger import get_logger
 
 from speechbrain_dpm.audio import SAMPLE_RATE
+from speechbrain_dpm.settings import SLLMSettings
 
 logger = get_logger(__name__)
 
@@ -33,25 +34,12 @@ CODEBOOK_FILE = "codebook.ckpt"
 LABEL_ENCODER_FILE = "label_encoder.txt"
 INTERFACE_FILE = "custom_interface.py"
 
+#: What an export adds to the model's settings (``SLLMSettings``).
+EXPORT_OPTIONS = ("strategy", "strategy_opts", "sample_rate")
+#: The model's settings without which a folder cannot rebuild it.
 REQUIRED_SETTINGS = ("encoder_source", "encoder_layer", "llm_source")
-KNOWN_SETTINGS = REQUIRED_SETTINGS + (
-    "feat_dim",
-    "n_units",
-    "llm_layers",
-    "llm_dtype",
-    "audio_input",
-    "audio_head",
-    "audio_loss_input",
-    "lora_rank",
-    "lora_alpha",
-    "lora_dropout",
-    "lora_targets",
-    "speaker_slots",
-    "emotion_feedback",
-    "strategy",
-    "strategy_opts",
-    "sample_rate",
-)
+#: Every key of an export's settings.
+KNOWN_SETTINGS = tuple(SLLMSettings.names()) + EXPORT_OPTIONS
 
 _INTERFACE_CODE = '''"""Interface of a speechbrain_dpm emotion model, for
 speechbrain.inference.interfaces.foreign_class (written by
@@ -81,25 +69,9 @@ pretrained_path: {pretrained_path}
 sample_rate: {sample_rate}
 emotions: {emotions}
 
-# Speech units (25 Hz Whisper frames -> k-means ids)
-encoder_source: {encoder_source}
-encoder_layer: {encoder_layer}
-feat_dim: {feat_dim}
-n_units: {n_units}
-
-# Emotion SLLM
-llm_source: {llm_source}
-llm_layers: {llm_layers}
-llm_dtype: {llm_dtype}  # of the frozen trunk (trained tensors: float32)
-audio_input: {audio_input}
-audio_head: {audio_head}
-audio_loss_input: {audio_loss_input}
-lora_rank: {lora_rank}
-lora_alpha: {lora_alpha}
-lora_dropout: {lora_dropout}
-lora_targets: {lora_targets}
-speaker_slots: {speaker_slots}  # speaker tokens (0: none)
-emotion_feedback: {emotion_feedback}  # own predictions fed back as tokens
+# The model's settings (speechbrain_dpm.settings.SLLMSettings; llm_dtype is
+# the frozen trunk's precision, the trained tensors are float32)
+{model_settings}
 
 # Context strategy of classify_dialogue / stream / classify_long_audio
 strategy: {strategy}
@@ -119,18 +91,7 @@ llm: !apply:speechbrain_dpm.sllm.load_llm
 
 sllm: !new:speechbrain_dpm.sllm.EmotionSLLM
     llm: !ref <llm>
-    n_units: !ref <n_units>
-    n_emotions: {n_emotions}
-    feat_dim: !ref <feat_dim>
-    audio_input: !ref <audio_input>
-    audio_head: !ref <audio_head>
-    audio_loss_input: !ref <audio_loss_input>
-    speaker_slots: !ref <speaker_slots>
-    emotion_feedback: !ref <emotion_feedback>
-    lora_rank: !ref <lora_rank>
-    lora_alpha: !ref <lora_alpha>
-    lora_dropout: !ref <lora_dropout>
-    lora_targets: !ref <lora_targets>
+{sllm_options}
 
 label_encoder: !new:speechbrain.dataio.encoder.CategoricalEncoder
 
@@ -178,52 +139,29 @@ def _portable_source(source):
     return source
 
 
-def _sllm_settings(sllm):
-    """The settings that can be read back from a built EmotionSLLM."""
-    from speechbrain_dpm.sllm import FIXED_ADAPTER
-
-    derived = {
-        "n_units": sllm.space.n_units,
-        "audio_input": sllm.audio_input,
-        "audio_head": sllm.audio_head,
-        "audio_loss_input": sllm.audio_loss_input,
-        "llm_layers": int(sllm.llm.config.num_hidden_layers),
-        "llm_dtype": str(sllm.llm.get_input_embeddings().weight.dtype).split(
-            "."
-        )[-1],
-        "speaker_slots": sllm.space.n_speakers,
-        "emotion_feedback": sllm.emotion_feedback,
-    }
-    if sllm.feat_proj is not None:
-        derived["feat_dim"] = int(sllm.feat_proj[0].normalized_shape[0])
-    config = getattr(sllm.llm, "peft_config", {}).get(FIXED_ADAPTER)
-    if config is None:
-        derived["lora_rank"] = 0
-    else:
-        derived["lora_rank"] = int(config.r)
-        derived["lora_alpha"] = config.lora_alpha
-        derived["lora_dropout"] = float(config.lora_dropout)
-        derived["lora_targets"] = sorted(config.target_modules)
-    return derived
-
-
-def _same_setting(key, given, derived):
-    """Whether a user setting agrees with the value read from the model."""
+def _lora_targets(targets):
+    """The sorted linear names of a ``lora_targets`` value."""
     from speechbrain_dpm.sllm import ALL_LINEAR
 
+    if targets == "all-linear":
+        targets = ALL_LINEAR
+    if isinstance(targets, str):
+        targets = [targets]
+    return sorted(targets)
+
+
+def _same_setting(key, given, model):
+    """Whether a given export setting agrees with the model's."""
     if key == "lora_targets":
-        if given == "all-linear":
-            given = ALL_LINEAR
-        if isinstance(given, str):
-            given = [given]
-        return sorted(given) == sorted(derived)
-    if isinstance(derived, float) or isinstance(given, float):
-        return abs(float(given) - float(derived)) < 1e-9
-    return given == derived
+        return _lora_targets(given) == _lora_targets(model)
+    if isinstance(model, float) or isinstance(given, float):
+        return abs(float(given) - float(model)) < 1e-9
+    return given == model
 
 
 def complete_settings(sllm, settings):
-    """Checks export settings against the model and fills the missing ones.
+    """The model's settings (``sllm.settings``) completed and checked by
+    the export's.
 
     Arguments
     ---------
@@ -259,43 +197,43 @@ def complete_settings(sllm, settings):
     """
     from speechbrain_dpm.context import strategy_class
 
-    settings = dict(settings)
-    unknown = sorted(set(settings) - set(KNOWN_SETTINGS))
+    given = dict(settings)
+    unknown = sorted(set(given) - set(KNOWN_SETTINGS))
     if unknown:
         raise ValueError(
             f"unknown export settings {unknown}; known: {list(KNOWN_SETTINGS)}"
         )
-    missing = [k for k in REQUIRED_SETTINGS if settings.get(k) is None]
+    model = sllm.settings.to_dict()
+    # Without a feature projection, feat_dim is the codebook's (checked by
+    # export_model_folder), not the model's.
+    unchecked = () if sllm.feat_proj is not None else ("feat_dim",)
+    for key, value in model.items():
+        if given.get(key) is None:
+            given[key] = value
+        elif key in unchecked or value is None:
+            continue
+        elif not _same_setting(key, given[key], value):
+            raise ValueError(
+                f"settings[{key!r}]={given[key]!r} contradicts the model "
+                f"({value!r})"
+            )
+    missing = [key for key in REQUIRED_SETTINGS if given[key] is None]
     if missing:
         raise ValueError(f"export settings lack {missing}")
-    derived = _sllm_settings(sllm)
-    for key, value in derived.items():
-        given = settings.get(key)
-        if given is None:
-            settings[key] = value
-        elif not _same_setting(key, given, value):
-            raise ValueError(
-                f"settings[{key!r}]={given!r} contradicts the model ({value!r})"
-            )
-    settings.setdefault("feat_dim", 384)
-    for key, default in (("lora_alpha", 16), ("lora_dropout", 0.0)):
-        settings.setdefault(key, default)
-    settings.setdefault("lora_targets", "all-linear")
-    if settings.get("strategy") is None:
-        settings["strategy"] = "dpm"
-    strategy_class(settings["strategy"])  # fails early on an unknown name
-    settings["strategy_opts"] = dict(settings.get("strategy_opts") or {})
-    rate = settings.get("sample_rate") or SAMPLE_RATE
+    out = SLLMSettings.from_dict({key: given[key] for key in model}).to_dict()
+    out["encoder_source"] = _portable_source(out["encoder_source"])
+    out["llm_source"] = _portable_source(out["llm_source"])
+    out["strategy"] = given.get("strategy") or "dpm"
+    strategy_class(out["strategy"])  # fails early on an unknown name
+    out["strategy_opts"] = dict(given.get("strategy_opts") or {})
+    rate = given.get("sample_rate") or SAMPLE_RATE
     if int(rate) != SAMPLE_RATE:
         raise ValueError(
             f"sample_rate must be {SAMPLE_RATE} (the Whisper encoder's "
             f"rate); got {rate}"
         )
-    settings["sample_rate"] = SAMPLE_RATE
-    settings["encoder_source"] = _portable_source(settings["encoder_source"])
-    settings["llm_source"] = _portable_source(settings["llm_source"])
-    settings["encoder_layer"] = int(settings["encoder_layer"])
-    return settings
+    out["sample_rate"] = SAMPLE_RATE
+    return out
 
 
 def export_model_folder(out_dir, sllm, codebook_path, emotions, settings):
@@ -321,10 +259,9 @@ def export_model_folder(out_dir, sllm, codebook_path, emotions, settings):
     emotions : list of str
         Class names, in the order of the model's emotion tokens.
     settings : dict
-        ``encoder_source``, ``encoder_layer``, ``llm_source`` (required);
-        ``feat_dim``, ``n_units``, ``audio_input``, ``audio_head``,
-        ``lora_rank``, ``lora_alpha``, ``lora_dropout``, ``lora_targets``
-        (read from the model when missing, checked against it when given);
+        Keys of ``SLLMSettings``: read from the model (``sllm.settings``)
+        when missing, checked against it when given (``encoder_source``,
+        ``encoder_layer`` and ``llm_source`` are required, from either);
         ``strategy`` (default ``"dpm"``), ``strategy_opts`` (dict, options
         of that strategy, e.g. ``n_context``, ``n_limit``, ``rank``,
         ``alpha``, ``lr``, ``every``) and ``sample_rate`` (16000).
@@ -397,15 +334,20 @@ def export_model_folder(out_dir, sllm, codebook_path, emotions, settings):
     encoder.save(os.path.join(out_dir, LABEL_ENCODER_FILE))
     with open(os.path.join(out_dir, INTERFACE_FILE), "w") as fout:
         fout.write(_INTERFACE_CODE)
-    values = {k: _yaml_value(v) for k, v in settings.items()}
+    names = SLLMSettings.names()
     text = _HPARAMS_TEMPLATE.format(
         pretrained_path=_yaml_value(out_dir),
+        sample_rate=settings["sample_rate"],
         emotions=_yaml_value(emotions),
-        n_emotions=len(emotions),
+        model_settings="\n".join(
+            f"{key}: {_yaml_value(settings[key])}" for key in names
+        ),
+        strategy=_yaml_value(settings["strategy"]),
+        strategy_opts=_yaml_value(settings["strategy_opts"]),
+        sllm_options="\n".join(f"    {key}: !ref <{key}>" for key in names),
         sllm_file=SLLM_FILE,
         codebook_file=CODEBOOK_FILE,
         label_encoder_file=LABEL_ENCODER_FILE,
-        **values,
     )
     with open(os.path.join(out_dir, HPARAMS_FILE), "w") as fout:
         fout.write(text)

@@ -15,7 +15,7 @@ import torch
 from speechbrain.utils.distributed import if_main_process, run_on_main
 from speechbrain.utils.logger import get_logger
 
-from speechbrain_dpm.brain import load_dialogues
+from speechbrain_dpm.brain import DPMBrain, load_dialogues
 from speechbrain_dpm.dpm_training import DPMAwareBrain
 from speechbrain_dpm.export import export_model_folder
 from speechbrain_dpm.metrics import results_table, write_results
@@ -56,7 +56,7 @@ def check_hparams(hparams):
             f"emotions {hparams['emotions']} do not match "
             f"n_classes={hparams['n_classes']}"
         )
-    if has_classifier_stage(hparams) and hparams.get("init_from"):
+    if has_classifier_stage(hparams) and hparams["init_from"]:
         raise ValueError(
             "init_from: a two-stage YAML's stage 2 starts from its stage 1; "
             "set init_from: null"
@@ -72,6 +72,14 @@ def check_hparams(hparams):
             window = (opts or {}).get(key)
             check_window(hparams["sllm"].llm, window, f"{name}.{key}")
     check_window(hparams["sllm"].llm, hparams["n_ctx"], "n_ctx")
+
+
+def is_dpm_aware(hparams):
+    """True for a DPM-aware YAML, one that declares the options of
+    DPM-aware training (``dpm_aware_training``, see
+    ``recipes/IEMOCAP/hparams/dpm_aware.yaml``): ``DPMAwareBrain`` trains
+    it, ``DPMBrain`` the others."""
+    return "dpm_aware_training" in hparams
 
 
 #: The row of the first stage of a two-stage YAML (utterance alone).
@@ -130,7 +138,7 @@ def train_classifier_stage(hparams, run_opts, data):
     feedback = sllm.emotion_feedback
     sllm.emotion_feedback = False  # the classifier reads utterances alone
     try:
-        brain = DPMAwareBrain(
+        brain = DPMBrain(
             modules=hparams["modules"],
             opt_class=hparams["opt_class"],
             hparams=stage,
@@ -230,26 +238,9 @@ def export_model(hparams, name=None, reason=None):
         )
     opts = dict(rows.get(name) or {})
     opts.pop("diagnostics", None)
-    settings = {
-        key: hparams[key]
-        for key in (
-            "encoder_source",
-            "encoder_layer",
-            "feat_dim",
-            "n_units",
-            "llm_source",
-            "llm_layers",
-            "llm_dtype",
-            "audio_input",
-            "audio_head",
-            "audio_loss_input",
-            "lora_rank",
-            "lora_alpha",
-            "lora_dropout",
-            "lora_targets",
-        )
-    }
-    settings.update(strategy=opts.pop("strategy", name), strategy_opts=opts)
+    # The model's settings travel with it (sllm.settings); the export adds
+    # the strategy it runs.
+    settings = {"strategy": opts.pop("strategy", name), "strategy_opts": opts}
     folder = export_model_folder(
         hparams["export_folder"],
         hparams["sllm"],
@@ -301,9 +292,7 @@ def run_recipe(hparams, run_opts, corpus):
         },
     )
     sllm = hparams["sllm"]
-    if hparams.get("training_mode") == "dpm_aware" and disable_checkpointing(
-        sllm.llm
-    ):
+    if is_dpm_aware(hparams) and disable_checkpointing(sllm.llm):
         # Its memory writes change the LoRA state between a block's forward
         # and its recomputation, which checkpointing cannot replay.
         logger.warning("gradient_checkpointing is off for dpm_aware training")
@@ -320,8 +309,8 @@ def run_recipe(hparams, run_opts, corpus):
     stage1 = {}
     if has_classifier_stage(hparams):
         stage1 = train_classifier_stage(hparams, run_opts, data)
-    # Plain training unless hparams say training_mode: dpm_aware.
-    brain = DPMAwareBrain(
+    brain_class = DPMAwareBrain if is_dpm_aware(hparams) else DPMBrain
+    brain = brain_class(
         modules=hparams["modules"],
         opt_class=hparams["opt_class"],
         hparams=hparams,
@@ -337,7 +326,7 @@ def run_recipe(hparams, run_opts, corpus):
         ckpt_prefix=None,
         **hparams["valid_loader_kwargs"],
     )
-    init = hparams.get("init_from")
+    init = hparams["init_from"]
     if init and hparams["checkpointer"].find_checkpoint() is None:
         # A fresh run that starts from another run's trained tensors (e.g.
         # DPM-aware fine-tuning of a plain model); a resumed run does not.

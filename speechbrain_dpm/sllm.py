@@ -27,6 +27,7 @@ from speechbrain.utils.checkpoints import (
 from torch import nn
 
 from speechbrain_dpm.sequence import TokenSpace
+from speechbrain_dpm.settings import DTYPE_NAMES, SLLMSettings
 
 FIXED_ADAPTER = "fixed"
 ALL_LINEAR = (
@@ -40,11 +41,7 @@ ALL_LINEAR = (
 )
 
 
-DTYPES = {
-    "float32": torch.float32,
-    "bfloat16": torch.bfloat16,
-    "float16": torch.float16,
-}
+DTYPES = dict(zip(DTYPE_NAMES, (torch.float32, torch.bfloat16, torch.float16)))
 
 
 def resolve_dtype(dtype):
@@ -336,42 +333,11 @@ class EmotionSLLM(nn.Module):
         Size of the unit codebook (K).
     n_emotions : int
         Number of emotion classes (C).
-    feat_dim : int
-        Dimension of the continuous features (ignored for ``units``).
-    audio_input : str
-        ``units+continuous`` (default) or ``units`` (the paper's setting).
-    audio_head : str
-        ``units``: the audio loss normalises over the K unit tokens and
-        ``<audio_end>`` only; ``full``: over the LLM's whole vocabulary plus
-        the new tokens (as in the paper).
-    audio_loss_input : str
-        What the forward of the audio (next-unit) loss sees, for
-        ``units+continuous`` models: ``units`` (default) feeds the unit
-        tokens only; ``units+continuous`` the same input as the emotion
-        read-out. The continuous features come from a bidirectional
-        encoder, so each frame's features already encode the next frames:
-        with them, next-unit prediction is mostly read off the input and
-        the self-supervised signal (training's L_audio, the memory's
-        writes) carries little about the conversation.
-    lora_rank : int
-        Rank of the fixed LoRA (0: no fixed LoRA).
-    lora_alpha : float
-        Alpha of the fixed LoRA.
-    lora_dropout : float
-        Dropout of the fixed LoRA.
-    lora_targets : str or list of str
-        Linears that carry the fixed LoRA.
-    speaker_slots : int
-        Speaker tokens: each turn starts with a token naming its speaker
-        relative to the dialogue (first, second, ... speaker; see
-        ``speechbrain_dpm.sequence.speaker_slots``), so that the context
-        tells whose earlier turns are whose. 0: none (the paper's layout).
-    emotion_feedback : bool
-        Each turn of the context is followed by its emotion token: the gold
-        label (with training noise) in training, the model's own prediction
-        in evaluation (``speechbrain_dpm.context``), never a gold label.
-        Later turns can then read an earlier turn's emotion instead of
-        inferring it again from its audio. False: the paper's layout.
+    **options
+        The other fields of ``speechbrain_dpm.settings.SLLMSettings``
+        (``feat_dim``, ``audio_input``, ``lora_rank``, ``emotion_feedback``
+        ...). All are kept in ``self.settings``, with ``llm_layers`` and
+        ``llm_dtype`` read from ``llm`` (checked against it when given).
 
     Example
     -------
@@ -384,56 +350,37 @@ class EmotionSLLM(nn.Module):
     torch.Size([1, 4])
     """
 
-    def __init__(
-        self,
-        llm,
-        n_units,
-        n_emotions,
-        feat_dim=384,
-        audio_input="units+continuous",
-        audio_head="units",
-        lora_rank=16,
-        lora_alpha=16,
-        lora_dropout=0.05,
-        lora_targets="all-linear",
-        audio_loss_input="units",
-        speaker_slots=0,
-        emotion_feedback=False,
-    ):
+    def __init__(self, llm, n_units, n_emotions, **options):
         super().__init__()
-        if audio_loss_input not in ("units", "units+continuous"):
-            raise ValueError(
-                "audio_loss_input must be 'units' or 'units+continuous', "
-                f"got {audio_loss_input!r}"
-            )
-        if audio_input not in ("units", "units+continuous"):
-            raise ValueError(
-                f"audio_input must be 'units' or 'units+continuous', "
-                f"got {audio_input!r}"
-            )
-        if audio_head not in ("units", "full"):
-            raise ValueError(
-                f"audio_head must be 'units' or 'full', got {audio_head!r}"
-            )
-        self.space = TokenSpace(n_units, n_emotions, speaker_slots)
-        self.emotion_feedback = bool(emotion_feedback)
-        self.audio_input = audio_input
-        self.audio_head = audio_head
-        self.audio_loss_input = (
-            audio_loss_input if audio_input == "units+continuous" else "units"
+        settings = SLLMSettings.from_dict(
+            {"n_units": n_units, "n_emotions": n_emotions, **options}
         )
+        trunk = {
+            "llm_layers": int(llm.config.num_hidden_layers),
+            "llm_dtype": str(llm.get_input_embeddings().weight.dtype).split(
+                "."
+            )[-1],
+        }
+        for key, value in trunk.items():
+            given = settings.to_dict()[key]
+            if given is not None and given != value:
+                raise ValueError(
+                    f"{key}={given!r} contradicts the given LLM ({value!r})"
+                )
+        self.settings = settings.replace(**trunk)
+        self.space = TokenSpace(n_units, n_emotions, settings.speaker_slots)
         self.llm = llm
         for param in llm.parameters():
             param.requires_grad_(False)
         self.fixed_lora = []
-        if lora_rank > 0:
+        if settings.lora_rank > 0:
             self.fixed_lora = add_lora_adapter(
                 llm,
                 FIXED_ADAPTER,
-                lora_rank,
-                lora_alpha,
-                lora_dropout,
-                lora_targets,
+                settings.lora_rank,
+                settings.lora_alpha,
+                settings.lora_dropout,
+                settings.lora_targets,
             )
             for param in self.fixed_lora:
                 param.requires_grad_(True)
@@ -449,12 +396,41 @@ class EmotionSLLM(nn.Module):
         # rows give large logits).
         self.token_out = nn.Parameter(torch.zeros(self.space.size, hidden))
         self.feat_proj = None
-        if audio_input == "units+continuous":
+        if settings.audio_input == "units+continuous":
+            dim = settings.feat_dim
             self.feat_proj = nn.Sequential(
-                nn.LayerNorm(feat_dim), nn.Linear(feat_dim, hidden)
+                nn.LayerNorm(dim), nn.Linear(dim, hidden)
             )
             nn.init.normal_(self.feat_proj[1].weight, std=scale / 4)
             nn.init.zeros_(self.feat_proj[1].bias)
+
+    @property
+    def audio_input(self):
+        """``units`` or ``units+continuous`` (``settings.audio_input``)."""
+        return self.settings.audio_input
+
+    @property
+    def audio_head(self):
+        """``units`` or ``full`` (``settings.audio_head``)."""
+        return self.settings.audio_head
+
+    @property
+    def audio_loss_input(self):
+        """What the audio loss sees (``settings.audio_loss_input``)."""
+        return self.settings.audio_loss_input
+
+    @property
+    def emotion_feedback(self):
+        """Whether earlier turns carry emotion tokens
+        (``settings.emotion_feedback``)."""
+        return self.settings.emotion_feedback
+
+    @emotion_feedback.setter
+    def emotion_feedback(self, on):
+        """Turns the feedback layout on or off (e.g. for the classifier
+        stage of a two-stage recipe, which reads utterances alone): the
+        token layout changes, the trained tensors do not."""
+        self.settings = self.settings.replace(emotion_feedback=bool(on))
 
     def trainable_parameters(self):
         """Returns the parameters trained with the SLLM (not the memory).

@@ -3,7 +3,9 @@ units → 1 epoch → evaluation → export) on a tiny generated corpus with a
 tiny random Whisper and a tiny random Llama, as listed with its debug flags
 and file checks in ``tests/recipes/<Dataset>.csv`` (SpeechBrain's
 recipe-test convention). Also: every YAML is listed, every YAML key is
-used, and a stopped run resumes from its last checkpoint.
+used and every key the code reads is declared (both directions; SpeechBrain's
+own yaml-vs-script check through ``tools/check_yaml.py``), and a stopped run
+resumes from its last checkpoint.
 
 The helpers here are shared with ``tests/test_ddp.py``; corpora, tiny
 models and recipe runs are built once per pytest session (in the session's
@@ -14,6 +16,7 @@ Authors
 """
 
 import csv
+import importlib.util
 import json
 import os
 import re
@@ -29,11 +32,18 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 CSV_DIR = REPO / "tests" / "recipes"
+
+
+def _load_tool(name):
+    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+CHECK_YAML = _load_tool("check_yaml.py")
 # Python files that may read a recipe's hparams (besides its train.py).
-HPARAM_READERS = [
-    REPO / "speechbrain_dpm" / name
-    for name in ("recipe.py", "brain.py", "dpm_training.py")
-]
+HPARAM_READERS = CHECK_YAML.HPARAM_READERS
 RUN_TIMEOUT = 600  # seconds per recipe run (a tiny run takes ~30 s)
 STALL_TIMEOUT = 180  # no new output for this long: the run hangs
 
@@ -368,31 +378,123 @@ def key_is_used(key, yaml_text, code):
 
     if re.search(rf"<{key}\b", yaml_text) or key in RunOptions().as_dict():
         return True
-    quoted = rf"['\"]{key}['\"]"
+    return key in keys_read(code)
+
+
+def keys_read(code):
+    """The hparams keys that ``code`` reads: ``hparams["key"]``,
+    ``hparams.key`` (``self.hparams.key``) and ``"key" in hparams``.
+
+    Example
+    -------
+    >>> sorted(keys_read('hparams["a"]; self.hparams.b; "c" in hparams'))
+    ['a', 'b', 'c']
+    """
     patterns = [
-        rf"hparams\[\s*{quoted}\s*\]",
-        rf"hparams\.get\(\s*{quoted}",
-        rf"hparams\.{key}\b",
-        rf"getattr\(\s*(?:self\.)?hparams\s*,\s*{quoted}",
-        rf"self\._opt\(\s*{quoted}",  # DPMAwareBrain's hparams getter
+        r"hparams\[\s*['\"](\w+)['\"]\s*\]",
+        r"hparams\.(\w+)\b(?!\()",  # not a method call (hparams.get(...))
+        r"['\"](\w+)['\"] in hparams\b",
     ]
-    return any(re.search(p, code) for p in patterns)
+    return {key for p in patterns for key in re.findall(p, code)}
+
+
+#: Keys read only on a code path that a YAML opts into by declaring the key
+#: on the left (which is read there too): a two-stage YAML
+#: (``recipe.has_classifier_stage``), a DPM-aware one
+#: (``recipe.is_dpm_aware``: its options are the keys of its
+#: ``dpm_aware_training`` block), one that can turn emotion feedback on
+#: (the ``emotion_feedback`` branches of ``brain.DPMBrain``: training
+#: windows, validation read).
+GATED_READS = {
+    "dpm_aware_training": set(),
+    "classifier_checkpointer": {
+        "classifier_hparams",
+        "classifier_counter",
+        "classifier_loader_kwargs",
+        "classifier_logger",
+    },
+    "emotion_feedback": {"feedback_source", "feedback_noise", "n_r", "n_limit"},
+}
+
+
+def yaml_block_keys(yaml_text, key):
+    """The keys of a top-level YAML block (``key: !new:...`` and its
+    indented lines), or None if the YAML has no such block."""
+    match = re.search(rf"^{key}:.*\n((?:[ \t]+.*\n|\n)*)", yaml_text, re.M)
+    if match is None:
+        return None
+    return re.findall(r"^    (\w+)\s*:", match.group(1), re.M)
+
+
+def recipe_yamls():
+    """``(path, its YAML text, the code that runs it)`` of every recipe
+    YAML."""
+    readers = "".join(p.read_text() for p in HPARAM_READERS)
+    return [
+        (
+            path,
+            path.read_text(),
+            readers + (path.parents[1] / "train.py").read_text(),
+        )
+        for path in sorted(REPO.glob("recipes/*/hparams/*.yaml"))
+    ]
 
 
 def test_every_yaml_key_is_used():
     """No YAML key the recipe never reads (SpeechBrain's
     ``check_yaml_vs_script``)."""
-    readers = "".join(p.read_text() for p in HPARAM_READERS if p.exists())
     unused = {}
-    for path in sorted(REPO.glob("recipes/*/hparams/*.yaml")):
-        text = path.read_text()
-        code = readers + (path.parent.parent / "train.py").read_text()
+    for path, text, code in recipe_yamls():
         keys = [
             k for k in top_level_keys(text) if not key_is_used(k, text, code)
         ]
         if keys:
             unused[str(path.relative_to(REPO))] = keys
     assert not unused, f"YAML keys never used: {unused}"
+
+
+def test_every_key_the_code_reads_is_declared():
+    """The other direction: every hparams key that the code running a YAML
+    reads is a key of that YAML (so ``--key=...`` overrides it), and every
+    option of a typed settings block (``SLLMSettings``,
+    ``DPMAwareOptions``) is a key of its block (no silent default)."""
+    from speechbrain.core import RunOptions
+
+    from speechbrain_dpm.settings import DPMAwareOptions, SLLMSettings
+
+    fields = {
+        "sllm": set(SLLMSettings.names()) | {"llm"},
+        "dpm_aware_training": set(DPMAwareOptions.names()),
+    }
+    missing, incomplete = {}, {}
+    for path, text, code in recipe_yamls():
+        name = str(path.relative_to(REPO))
+        declared = set(top_level_keys(text)) | set(RunOptions().as_dict())
+        read = keys_read(code)
+        for gate, keys in GATED_READS.items():
+            assert keys <= keys_read(code), f"stale GATED_READS[{gate!r}]"
+            if gate not in declared:
+                read -= keys | {gate}
+        if read - declared:
+            missing[name] = sorted(read - declared)
+        for block, wanted in fields.items():
+            keys = yaml_block_keys(text, block)
+            if keys is not None and set(keys) != wanted:
+                incomplete[f"{name}: {block}"] = sorted(set(keys) ^ wanted)
+    assert not missing, f"keys read by the code, not in the YAML: {missing}"
+    assert not incomplete, f"typed blocks not in full: {incomplete}"
+
+
+def test_speechbrain_yaml_check():
+    """SpeechBrain's own ``check_yaml_vs_script`` passes on every recipe
+    YAML, run by ``tools/check_yaml.py`` on train.py plus the package's
+    hparams readers. Its file is not installed with SpeechBrain:
+    ``SPEECHBRAIN_CHECK_YAML`` names it (a SpeechBrain checkout's
+    ``tests/utils/check_yaml.py``)."""
+    check_file = os.environ.get("SPEECHBRAIN_CHECK_YAML")
+    if not check_file:
+        pytest.skip("SPEECHBRAIN_CHECK_YAML is not set (SpeechBrain's check)")
+    assert CHECK_YAML.run_check(check_file) == []
 
 
 def test_stopped_run_resumes(tmp_path_factory, tmp_path):

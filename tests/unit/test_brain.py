@@ -39,7 +39,11 @@ def make_brain(
         "emotions": EMOTIONS,
         "n_ctx": 24,
         "n_r": 12,
+        "n_limit": None,
+        "utterance_windows": False,
+        "feedback_source": "gold",
         "feedback_noise": 0.4,
+        "train_logger": None,
         "epoch_counter": counter,
     }
     brain = DPMBrain(

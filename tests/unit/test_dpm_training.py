@@ -18,6 +18,7 @@ from speechbrain_dpm.dpm_training import (
 )
 from speechbrain_dpm.memory import LoRAMemory
 from speechbrain_dpm.sequence import context_window, make_utterance
+from speechbrain_dpm.settings import DPMAwareOptions
 from speechbrain_dpm.sllm import EmotionSLLM
 from speechbrain_dpm.testing import tiny_llm
 
@@ -62,8 +63,11 @@ def make_brain(save_dir=None, sllm=None, **hparams):
         "emotion_class_weights": None,
         "emotions": EMOTIONS,
         "n_ctx": 24,
+        "utterance_windows": False,
+        "train_logger": None,
         "epoch_counter": counter,
-        "training_mode": "dpm_aware",
+    }
+    options = {
         "inner_utts": 2,
         "outer_utts": 2,
         "dpm_n_context": 10,
@@ -71,7 +75,12 @@ def make_brain(save_dir=None, sllm=None, **hparams):
         "memory_rank": 2,
         "memory_alpha": 4,
     }
-    hp.update(hparams)
+    for name, value in hparams.items():
+        if name in DPMAwareOptions.names():
+            options[name] = value
+        else:
+            hp[name] = value
+    hp["dpm_aware_training"] = DPMAwareOptions.from_dict(options)
     checkpointer = None
     if save_dir is not None:
         checkpointer = sb.utils.checkpoints.Checkpointer(

@@ -534,6 +534,20 @@ def test_speaker_tokens_from_dialogue_and_stream(assets, tmp_path, dialogue):
     )
 
 
+def test_settings_are_what_the_folder_builds_back(assets, exported, model):
+    """The model's settings (``sllm.settings``) are written by the export
+    and are the settings of the model ``from_hparams`` builds, the sources
+    the export added included."""
+    sllm = exported[1]
+    loaded = model.mods.sllm.settings.to_dict()
+    sources = {
+        "encoder_source": os.path.abspath(assets["whisper"]),
+        "encoder_layer": 1,
+        "llm_source": os.path.abspath(assets["llm"]),
+    }
+    assert loaded == {**sllm.settings.to_dict(), **sources}
+
+
 def test_emotion_feedback_survives_export_and_streams(
     assets, tmp_path, dialogue
 ):

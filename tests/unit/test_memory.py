@@ -194,7 +194,11 @@ def test_thousand_utterances_flat_memory():
     process = psutil.Process()
     torch.manual_seed(0)
     sllm = EmotionSLLM(
-        tiny_llm(hidden_size=16, layers=1), N_UNITS, N_EMO, FEAT, lora_rank=2
+        tiny_llm(hidden_size=16, layers=1),
+        N_UNITS,
+        N_EMO,
+        feat_dim=FEAT,
+        lora_rank=2,
     ).eval()
     with torch.no_grad():
         sllm.token_out.normal_(std=0.2)  # so that writes really step
@@ -280,7 +284,7 @@ def test_context_without_grad(audio_loss_input):
     context's keys and values (last layer's MLP only); a different one when
     it can (every linear)."""
     sllm = make_sllm()
-    sllm.audio_loss_input = audio_loss_input
+    sllm.settings = sllm.settings.replace(audio_loss_input=audio_loss_input)
     utts = make_dialogue(sllm.space, n=4)
     window = context_window(utts[:3], utts[3], n_context=12)
     assert not window.audio_targets[0]

@@ -496,3 +496,18 @@ def test_recipe_refuses_windows_beyond_the_context_at_start_up():
     hparams["n_ctx"] = 8192
     with pytest.raises(ValueError, match="n_ctx = 8192"):
         check_hparams(hparams)
+
+
+def test_settings_refuse_unknown_keys_and_wrong_types():
+    """The model's settings name the key that is wrong."""
+    with pytest.raises(ValueError, match="lora_rnak"):
+        EmotionSLLM(tiny_llm(), 8, 4, lora_rnak=2)
+    with pytest.raises(TypeError, match="emotion_feedback must be bool"):
+        EmotionSLLM(tiny_llm(), 8, 4, emotion_feedback="yes")
+    with pytest.raises(ValueError, match="audio_head"):
+        EmotionSLLM(tiny_llm(), 8, 4, audio_head="all")
+    with pytest.raises(ValueError, match="llm_layers=3 contradicts"):
+        EmotionSLLM(tiny_llm(layers=2), 8, 4, llm_layers=3)
+    sllm = EmotionSLLM(tiny_llm(), 8, 4, lora_rank=2, emotion_feedback=True)
+    assert sllm.settings.lora_rank == 2 and sllm.emotion_feedback
+    assert (sllm.settings.llm_layers, sllm.settings.llm_dtype) == (2, "float32")
