@@ -485,18 +485,6 @@ def test_every_key_the_code_reads_is_declared():
     assert not incomplete, f"typed blocks not in full: {incomplete}"
 
 
-def test_speechbrain_yaml_check():
-    """SpeechBrain's own ``check_yaml_vs_script`` passes on every recipe
-    YAML, run by ``tools/check_yaml.py`` on train.py plus the package's
-    hparams readers. Its file is not installed with SpeechBrain:
-    ``SPEECHBRAIN_CHECK_YAML`` names it (a SpeechBrain checkout's
-    ``tests/utils/check_yaml.py``)."""
-    check_file = os.environ.get("SPEECHBRAIN_CHECK_YAML")
-    if not check_file:
-        pytest.skip("SPEECHBRAIN_CHECK_YAML is not set (SpeechBrain's check)")
-    assert CHECK_YAML.run_check(check_file) == []
-
-
 def test_stopped_run_resumes(tmp_path_factory, tmp_path):
     """A run stopped after epoch 1 resumes there: asked for 2 epochs, it
     recovers the checkpoint and runs epoch 2 only."""
