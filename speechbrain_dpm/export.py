@@ -279,16 +279,22 @@ def export_model_folder(out_dir, sllm, codebook_path, emotions, settings):
 
     Example
     -------
+    A recipe passes its trained ``hparams["sllm"]``, its
+    ``hparams["codebook_path"]`` and asset keys (``"whisper-tiny.en"``,
+    ``"smollm2-135m"``); here a tiny random model and tiny local assets:
+
+    >>> from speechbrain_dpm.testing import tiny_assets, tiny_sllm
+    >>> assets = tiny_assets(getfixture("tmp_path"))
     >>> export_model_folder(
-    ...     "results/IEMOCAP/dpm/1986/model",
-    ...     hparams["sllm"],
-    ...     hparams["codebook_path"],
-    ...     hparams["emotions"],
-    ...     {"encoder_source": "whisper-tiny.en", "encoder_layer": 2,
-    ...      "llm_source": "smollm2-135m",
-    ...      "strategy_opts": {"n_context": 256, "n_limit": 512}},
-    ... )  # doctest: +SKIP
-    '/.../results/IEMOCAP/dpm/1986/model'
+    ...     getfixture("tmp_path") / "model",
+    ...     tiny_sllm(assets["llm"]),
+    ...     assets["codebook"],
+    ...     ["neu", "hap", "sad", "ang"],
+    ...     {"encoder_source": assets["whisper"], "encoder_layer": 1,
+    ...      "llm_source": assets["llm"],
+    ...      "strategy_opts": {"n_context": 40, "n_limit": 200}},
+    ... )
+    '/.../model'
     """
     from speechbrain.dataio.encoder import CategoricalEncoder
 

@@ -106,16 +106,22 @@ class DPMEmotionRecognizer(Pretrained):
 
     Example
     -------
+    A tiny random model folder stands in for a trained one (e.g.
+    ``results/IEMOCAP/dpm/1986/model``):
+
+    >>> from speechbrain_dpm.testing import (
+    ...     tiny_model_folder, write_dialogue_wavs)
+    >>> folder = tiny_model_folder(getfixture("tmp_path") / "model")
+    >>> wavs = write_dialogue_wavs(getfixture("tmp_path"), n_turns=2)
     >>> model = DPMEmotionRecognizer.from_hparams(
-    ...     source="results/IEMOCAP/dpm/1986/model",
-    ...     run_opts={"device": "cpu"},
-    ... )  # doctest: +SKIP
-    >>> out_prob, score, index, text_lab = model.classify_file(
-    ...     "a.wav"
-    ... )  # doctest: +SKIP
-    >>> preds = model.classify_dialogue(["a.wav", "b.wav"])  # doctest: +SKIP
-    >>> [p.label for p in preds]  # doctest: +SKIP
-    ['neu', 'ang']
+    ...     source=folder, run_opts={"device": "cpu"}
+    ... )
+    >>> out_prob, score, index, text_lab = model.classify_file(wavs[0])
+    >>> out_prob.shape, text_lab[0] in model.hparams.emotions
+    (torch.Size([1, 4]), True)
+    >>> preds = model.classify_dialogue(wavs)
+    >>> [p.label in ["neu", "hap", "sad", "ang"] for p in preds]
+    [True, True]
     """
 
     HPARAMS_NEEDED = [
@@ -252,8 +258,12 @@ class DPMEmotionRecognizer(Pretrained):
 
         Example
         -------
+        >>> from speechbrain_dpm.testing import tiny_model_folder
+        >>> folder = tiny_model_folder(getfixture("tmp_path") / "model")
         >>> model = DPMEmotionRecognizer.from_hparams(
-        ...     "model", run_opts={"device": "cuda:0"})  # doctest: +SKIP
+        ...     folder, run_opts={"device": "cpu"})
+        >>> model.hparams.emotions
+        ['neu', 'hap', 'sad', 'ang']
         """
         source = os.fspath(source) if not isinstance(source, str) else source
         overrides = dict(overrides or {})
@@ -549,9 +559,14 @@ class DPMEmotionRecognizer(Pretrained):
 
         Example
         -------
-        >>> with model.stream() as session:  # doctest: +SKIP
-        ...     for wav in utterances:
+        >>> from speechbrain_dpm.testing import tiny_model_folder, tiny_dialogue
+        >>> model = DPMEmotionRecognizer.from_hparams(
+        ...     tiny_model_folder(getfixture("tmp_path") / "model"))
+        >>> with model.stream() as session:
+        ...     for wav in tiny_dialogue(n_turns=3):
         ...         label, probs = session.push(wav)
+        >>> session.n_pushed, probs.shape
+        (3, torch.Size([4]))
         """
         return StreamSession(self)
 

@@ -95,7 +95,11 @@ def load_llm(
 
     Example
     -------
-    >>> llm = load_llm("smollm2-135m", dtype="bfloat16")  # doctest: +SKIP
+    >>> llm = load_llm("smollm2-135m", dtype="bfloat16")
+    >>> llm.config.num_hidden_layers, next(llm.parameters()).dtype
+    (30, torch.bfloat16)
+    >>> load_llm("smollm2-135m", num_layers=2).config.num_hidden_layers
+    2
     """
     from transformers import AutoConfig, AutoModelForCausalLM
 

@@ -26,10 +26,19 @@ class StreamSession:
 
     Example
     -------
-    >>> with model.stream() as session:  # doctest: +SKIP
-    ...     pred = session.push("turn1.wav")
-    ...     pred.label, pred.probs.shape
-    ('neu', torch.Size([4]))
+    >>> from speechbrain_dpm.recognizer import DPMEmotionRecognizer
+    >>> from speechbrain_dpm.testing import (
+    ...     tiny_model_folder, write_dialogue_wavs)
+    >>> model = DPMEmotionRecognizer.from_hparams(
+    ...     tiny_model_folder(getfixture("tmp_path") / "model"))
+    >>> wavs = write_dialogue_wavs(getfixture("tmp_path"), n_turns=2)
+    >>> with model.stream() as session:
+    ...     first = session.push(wavs[0], speaker="A")
+    ...     second = session.push(wavs[1], speaker="B")
+    >>> second.label in model.hparams.emotions, second.probs.shape
+    (True, torch.Size([4]))
+    >>> session.closed
+    True
     """
 
     def __init__(self, recognizer):

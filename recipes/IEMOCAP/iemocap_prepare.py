@@ -160,9 +160,19 @@ def prepare_iemocap(
 
     Example
     -------
-    >>> prepare_iemocap(  # doctest: +SKIP
-    ...     "IEMOCAP_full_release", "results/save", split="loso", fold=3
+    On a tiny synthetic corpus in IEMOCAP's layout:
+
+    >>> from speechbrain_dpm.synth import IemocapConfig, generate_iemocap
+    >>> tmp = getfixture("tmp_path")
+    >>> corpus = generate_iemocap(
+    ...     tmp / "IEMOCAP_full_release",
+    ...     IemocapConfig(n_dialogues=5, turns=(2, 2)),
     ... )
+    >>> summary = prepare_iemocap(corpus, tmp / "save", split="loso", fold=3)
+    >>> {name: split["dialogues"] for name, split in summary["splits"].items()}
+    {'train': 3, 'valid': 1, 'test': 1}
+    >>> sorted(path.name for path in (tmp / "save").glob("*.json"))
+    ['prepare_opts.json', 'test.json', 'train.json', 'valid.json']
     """
     if skip_prep:
         logger.info("IEMOCAP preparation skipped (skip_prep=True)")

@@ -167,7 +167,16 @@ def prepare_meld(
 
     Example
     -------
-    >>> prepare_meld("MELD.Raw", "results/save")  # doctest: +SKIP
+    On a tiny synthetic corpus in MELD's layout (one dialogue per split):
+
+    >>> from speechbrain_dpm.synth import MeldConfig, generate_meld
+    >>> tmp = getfixture("tmp_path")
+    >>> corpus = generate_meld(
+    ...     tmp / "MELD.Raw", MeldConfig(n_dialogues=(1, 1, 1), turns=(2, 2))
+    ... )
+    >>> summary = prepare_meld(corpus, tmp / "save")
+    >>> {name: split["utterances"] for name, split in summary["splits"].items()}
+    {'train': 2, 'valid': 2, 'test': 2}
     """
     if skip_prep:
         logger.info("MELD preparation skipped (skip_prep=True)")

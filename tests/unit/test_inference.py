@@ -30,37 +30,21 @@ from speechbrain_dpm.export import (
     export_model_folder,
 )
 from speechbrain_dpm.recognizer import DPMEmotionRecognizer, EmotionPrediction
-from speechbrain_dpm.sllm import EmotionSLLM
-from speechbrain_dpm.testing import save_tiny_whisper, tiny_llm
-from speechbrain_dpm.units import UnitCodebook, WhisperFrameEncoder
+from speechbrain_dpm.testing import (
+    SAMPLE_RATE,
+    tiny_assets,
+    tiny_dialogue,
+    tiny_model_folder,
+    write_wav,
+)
+from speechbrain_dpm.testing import TINY_EMOTIONS as EMOTIONS
+from speechbrain_dpm.testing import TINY_STRATEGY_OPTS as STRATEGY_OPTS
+from speechbrain_dpm.testing import speech_like as signal
+from speechbrain_dpm.testing import tiny_settings as settings_for
+from speechbrain_dpm.testing import tiny_sllm as make_sllm
+from speechbrain_dpm.units import UnitCodebook
 
-SR = 16000
-EMOTIONS = ["neu", "hap", "sad", "ang"]
-N_UNITS = 16
-STRATEGY_OPTS = {
-    "n_context": 40,
-    "n_limit": 200,
-    "rank": 2,
-    "alpha": 4,
-    "lr": 0.05,
-    "every": 1,
-}
-
-
-def signal(seconds, seed=0, f0=150.0, rate=SR):
-    """A deterministic speech-like signal (harmonics + noise)."""
-    gen = torch.Generator().manual_seed(seed)
-    t = torch.arange(int(seconds * rate)) / rate
-    wav = sum(torch.sin(2 * torch.pi * f0 * k * t + k) / k for k in range(1, 6))
-    wav = wav * (0.5 + 0.5 * torch.sin(2 * torch.pi * 3 * t))
-    noise = torch.randn(t.shape[0], generator=gen)
-    return (0.1 * wav + 0.02 * noise).float()
-
-
-def write_wav(path, wav, rate=SR):
-    """Writes a [T] or [T, C] float waveform."""
-    sf.write(str(path), np.asarray(wav, dtype=np.float32), rate)
-    return str(path)
+SR = SAMPLE_RATE
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -76,67 +60,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
     """Absolute folders of a tiny Whisper and a tiny Llama, and a codebook."""
-    root = tmp_path_factory.mktemp("assets")
-    whisper = os.path.abspath(str(root / "tiny_whisper"))
-    save_tiny_whisper(whisper)
-    llm_dir = os.path.abspath(str(root / "tiny_llm"))
-    tiny_llm(hidden_size=32, layers=2, heads=4).save_pretrained(llm_dir)
-    encoder = WhisperFrameEncoder(whisper, layer=1)
-    feats = torch.cat(
-        encoder.encode_list(
-            [signal(3, seed=s, f0=100 + 40 * s) for s in range(4)]
-        )
-    )
-    codebook = UnitCodebook(n_units=N_UNITS, seed=0, n_init=1).fit(feats)
-    codebook_path = str(root / "codebook.ckpt")
-    codebook.save(codebook_path)
-    return {"whisper": whisper, "llm": llm_dir, "codebook": codebook_path}
-
-
-def make_sllm(
-    llm_dir, seed=0, speaker_slots=0, emotion_feedback=False, dtype="float32"
-):
-    """An EmotionSLLM whose trained tensors are all non-trivial."""
-    from speechbrain_dpm.sllm import load_llm
-
-    sllm = EmotionSLLM(
-        load_llm(llm_dir, dtype=dtype),
-        n_units=N_UNITS,
-        n_emotions=len(EMOTIONS),
-        feat_dim=64,
-        lora_rank=4,
-        lora_alpha=8,
-        lora_dropout=0.0,
-        speaker_slots=speaker_slots,
-        emotion_feedback=emotion_feedback,
-    )
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for param in sllm.trainable_parameters():
-            param.add_(0.3 * torch.randn(param.shape, generator=gen))
-    return sllm.eval()
-
-
-def settings_for(assets, **extra):
-    """Export settings of the tiny model."""
-    out = {
-        "encoder_source": assets["whisper"],
-        "encoder_layer": 1,
-        "feat_dim": 64,
-        "n_units": N_UNITS,
-        "llm_source": assets["llm"],
-        "audio_input": "units+continuous",
-        "audio_head": "units",
-        "lora_rank": 4,
-        "lora_alpha": 8,
-        "lora_dropout": 0.0,
-        "lora_targets": "all-linear",
-        "strategy": "dpm",
-        "strategy_opts": dict(STRATEGY_OPTS),
-        "sample_rate": SR,
-    }
-    out.update(extra)
-    return out
+    return tiny_assets(tmp_path_factory.mktemp("assets"))
 
 
 @pytest.fixture(scope="module")
@@ -144,10 +68,7 @@ def exported(assets, tmp_path_factory):
     """(folder, the in-memory SLLM it was exported from)."""
     sllm = make_sllm(assets["llm"])
     folder = str(tmp_path_factory.mktemp("export") / "model")
-    out = export_model_folder(
-        folder, sllm, assets["codebook"], EMOTIONS, settings_for(assets)
-    )
-    return out, sllm
+    return tiny_model_folder(folder, assets, sllm), sllm
 
 
 @pytest.fixture(scope="module")
@@ -161,9 +82,7 @@ def model(exported):
 @pytest.fixture(scope="module")
 def dialogue():
     """Four utterances of different lengths and pitches."""
-    return [
-        signal(1.0 + 0.3 * i, seed=10 + i, f0=90 + 35 * i) for i in range(4)
-    ]
+    return tiny_dialogue()
 
 
 # ---------------------------------------------------------------------------
