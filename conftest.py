@@ -25,7 +25,7 @@ INTEGRATION_DOCTESTS = {
         "writes the converted Whisper tiny.en (150 MB)"
     ),
     "speechbrain_dpm.assets.build": "builds or finds Whisper tiny.en",
-    "speechbrain_dpm.sllm.load_llm": "loads SmolLM2-135M",
+    "speechbrain_dpm.llm.load_llm": "loads SmolLM2-135M",
 }
 
 

@@ -97,7 +97,7 @@ def build_llm(name):
     weights : str
         Where the weights come from.
     """
-    from speechbrain_dpm.sllm import load_llm
+    from speechbrain_dpm.llm import load_llm
     from speechbrain_dpm.testing import tiny_llm
 
     if name == "tiny":

@@ -52,7 +52,7 @@ from common import (
     write_json,
 )
 
-from speechbrain_dpm.sllm import ALL_LINEAR
+from speechbrain_dpm.llm import ALL_LINEAR
 
 GIB = 2**30
 # Llama-2-7B's shape (config.json of meta-llama/Llama-2-7b-hf); the paper
@@ -99,11 +99,8 @@ def build_model(name, dtype="float32", checkpointing=False, lora_rank=16):
     speechbrain_dpm.sllm.EmotionSLLM
         In train mode (as in the recipe's training stage).
     """
-    from speechbrain_dpm.sllm import (
-        EmotionSLLM,
-        enable_checkpointing,
-        load_llm,
-    )
+    from speechbrain_dpm.llm import enable_checkpointing, load_llm
+    from speechbrain_dpm.sllm import EmotionSLLM
     from speechbrain_dpm.testing import tiny_llm
 
     if name == "tiny":
@@ -286,7 +283,7 @@ def block_bytes_per_token(config, rank, dtype, train=True, tokens=32):
     the window length with SDPA (no T x T matrix is kept)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from speechbrain_dpm.sllm import add_lora_adapter
+    from speechbrain_dpm.llm import add_lora_adapter
 
     one = LlamaConfig(
         **{

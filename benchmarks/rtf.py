@@ -131,7 +131,8 @@ def export_untrained(root, model, wav, n_units, seed=0):
     """
     from speechbrain_dpm.audio import read_audio_16k
     from speechbrain_dpm.export import export_model_folder
-    from speechbrain_dpm.sllm import EmotionSLLM, load_llm
+    from speechbrain_dpm.llm import load_llm
+    from speechbrain_dpm.sllm import EmotionSLLM
     from speechbrain_dpm.units import UnitCodebook, WhisperFrameEncoder
 
     if model == "tiny":

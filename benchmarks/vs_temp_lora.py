@@ -45,8 +45,8 @@ from common import (
 )
 
 from speechbrain_dpm.dpm_strategy import DPMStrategy
+from speechbrain_dpm.llm import ALL_LINEAR
 from speechbrain_dpm.sequence import Window
-from speechbrain_dpm.sllm import ALL_LINEAR
 
 
 def chunk_windows(utts, n_r):

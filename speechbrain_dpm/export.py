@@ -84,7 +84,7 @@ frame_encoder: !new:speechbrain_dpm.units.WhisperFrameEncoder
 codebook: !new:speechbrain_dpm.units.UnitCodebook
     n_units: !ref <n_units>
 
-llm: !apply:speechbrain_dpm.sllm.load_llm
+llm: !apply:speechbrain_dpm.llm.load_llm
     source: !ref <llm_source>
     num_layers: !ref <llm_layers>
     dtype: !ref <llm_dtype>
@@ -141,7 +141,7 @@ def _portable_source(source):
 
 def _lora_targets(targets):
     """The sorted linear names of a ``lora_targets`` value."""
-    from speechbrain_dpm.sllm import ALL_LINEAR
+    from speechbrain_dpm.llm import ALL_LINEAR
 
     if targets == "all-linear":
         targets = ALL_LINEAR
@@ -240,7 +240,7 @@ def export_model_folder(out_dir, sllm, codebook_path, emotions, settings):
     """Writes a ready-to-use (offline) model folder for inference.
 
     Files: ``hyperparams.yaml`` (builds ``WhisperFrameEncoder``,
-    ``UnitCodebook``, the LLM through ``speechbrain_dpm.sllm.load_llm``,
+    ``UnitCodebook``, the LLM through ``speechbrain_dpm.llm.load_llm``,
     ``EmotionSLLM``, a ``CategoricalEncoder`` and a ``Pretrainer`` whose
     loadables are named after the files), ``sllm.ckpt`` (``sllm.save``:
     trained tensors only), ``codebook.ckpt`` (a copy), ``label_encoder.txt``

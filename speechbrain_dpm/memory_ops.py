@@ -12,7 +12,7 @@ Authors
 
 import torch
 
-from speechbrain_dpm.sllm import ALL_LINEAR
+from speechbrain_dpm.llm import ALL_LINEAR
 
 ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
 MLP = ("gate_proj", "up_proj", "down_proj")

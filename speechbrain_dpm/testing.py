@@ -320,7 +320,8 @@ def tiny_sllm(
     >>> sllm.space.n_emotions
     4
     """
-    from speechbrain_dpm.sllm import EmotionSLLM, load_llm
+    from speechbrain_dpm.llm import load_llm
+    from speechbrain_dpm.sllm import EmotionSLLM
 
     sllm = EmotionSLLM(
         load_llm(llm_dir, dtype=dtype),

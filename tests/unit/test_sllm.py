@@ -3,13 +3,14 @@
 import pytest
 import torch
 
+from speechbrain_dpm.llm import FIXED_ADAPTER
 from speechbrain_dpm.sequence import (
     TokenSpace,
     collate_windows,
     make_utterance,
     pack_dialogue,
 )
-from speechbrain_dpm.sllm import FIXED_ADAPTER, EmotionSLLM
+from speechbrain_dpm.sllm import EmotionSLLM
 from speechbrain_dpm.testing import tiny_llm
 
 K, C, D = 16, 4, 8
@@ -133,24 +134,6 @@ def test_padding_does_not_change_real_positions():
     both = sllm(tokens, feats, lengths)
     alone = sllm(short["tokens"], short["feats"], short["lengths"])
     assert torch.allclose(both[0, :n], alone[0], atol=1e-5)
-
-
-def test_load_llm_keeps_the_first_layers(tmp_path):
-    from speechbrain_dpm.sllm import load_llm
-
-    full = tiny_llm(layers=3)
-    full.save_pretrained(tmp_path)
-    cut = load_llm(str(tmp_path), num_layers=2)
-    assert cut.config.num_hidden_layers == 2
-    assert len(cut.model.layers) == 2
-    for a, b in zip(cut.model.layers, full.model.layers[:2]):
-        for (name, pa), (_, pb) in zip(
-            a.named_parameters(), b.named_parameters()
-        ):
-            assert torch.equal(pa, pb), name
-    assert load_llm(str(tmp_path)).config.num_hidden_layers == 3
-    with pytest.raises(ValueError, match="3 decoder layers"):
-        load_llm(str(tmp_path), num_layers=4)
 
 
 @pytest.mark.parametrize("loss_input", ["units", "units+continuous"])
@@ -333,7 +316,7 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     """Checkpointing recomputes the blocks' activations: the loss and the
     gradients of every trained tensor are those of a plain backward (LoRA
     dropout on: the recomputation replays the same masks)."""
-    from speechbrain_dpm.sllm import enable_checkpointing
+    from speechbrain_dpm.llm import enable_checkpointing
 
     grads, losses = [], []
     for checkpointing in (False, True):
@@ -359,20 +342,6 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     for plain, ckpt in zip(*grads):
         assert plain.abs().sum() > 0
         assert torch.allclose(plain, ckpt, atol=1e-6, rtol=1e-5)
-
-
-def test_load_llm_dtype_and_checkpointing(tmp_path):
-    """A bfloat16 folder loads as bfloat16 (no float32 weights at all),
-    with checkpointing on when asked; unknown dtypes are refused."""
-    from speechbrain_dpm.sllm import load_llm
-
-    tiny_llm().to(torch.bfloat16).save_pretrained(tmp_path)
-    llm = load_llm(str(tmp_path), dtype="bfloat16", gradient_checkpointing=True)
-    assert {p.dtype for p in llm.parameters()} == {torch.bfloat16}
-    assert llm.model.layers[0].gradient_checkpointing
-    assert not load_llm(str(tmp_path)).model.layers[0].gradient_checkpointing
-    with pytest.raises(ValueError, match="llm_dtype"):
-        load_llm(str(tmp_path), dtype="float8")
 
 
 def test_bfloat16_trunk_keeps_float32_trained_tensors():
@@ -429,16 +398,6 @@ def test_bfloat16_trunk_keeps_float32_trained_tensors():
         assert {w.dtype for w in memory.weights} == {torch.float32}
 
 
-def test_windows_beyond_the_trained_context_are_refused():
-    from speechbrain_dpm.sllm import check_window, context_length
-
-    llm = tiny_llm()
-    assert context_length(llm) == 4096
-    check_window(llm, 4096, "n_ctx")
-    with pytest.raises(ValueError, match="n_limit = 5000 tokens exceeds"):
-        check_window(llm, 5000, "n_limit")
-
-
 @pytest.mark.parametrize("family", ["llama", "qwen2", "gemma"])
 @pytest.mark.parametrize("audio_head", ["units", "full"])
 def test_vocabulary_extension_across_families(family, audio_head, tmp_path):
@@ -446,7 +405,7 @@ def test_vocabulary_extension_across_families(family, audio_head, tmp_path):
     full-vocabulary head work on Llama, Qwen2 and Gemma (tied embeddings,
     scaled inputs), loaded from a bfloat16 folder: the loss trains the new
     rows and the LoRA, the LLM's own vocabulary stays frozen and intact."""
-    from speechbrain_dpm.sllm import ALL_LINEAR, load_llm
+    from speechbrain_dpm.llm import ALL_LINEAR, load_llm
 
     family_llm(family).to(torch.bfloat16).save_pretrained(tmp_path)
     llm = load_llm(str(tmp_path), dtype="bfloat16")
