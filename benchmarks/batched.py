@@ -106,9 +106,9 @@ def agreement(folder, recipe_output, batch):
     """bf16 vs fp32 DPM reads of a trained run's test dialogues."""
     import os
 
-    from speechbrain_dpm.brain import load_dialogues
     from speechbrain_dpm.dpm_strategy import summarize_diagnostics
     from speechbrain_dpm.recognizer import DPMEmotionRecognizer
+    from speechbrain_dpm.training_data import load_dialogues
 
     rec = DPMEmotionRecognizer.from_hparams(folder, run_opts={"device": "cpu"})
     sllm = rec.mods.sllm

@@ -5,19 +5,17 @@ Training sees dialogues packed into windows of whole utterances (at most
 ``n_ctx`` tokens): the loss is L = w_a · L_audio + w_e · L_emotion (the
 paper: ½ and ½), L_audio being next-unit prediction of every utterance from
 what precedes it in the window, L_emotion the cross-entropy of the emotion
-at every ``<audio_end>`` (logits restricted to the emotion tokens).
+at every ``<audio_end>`` (logits restricted to the emotion tokens). The
+dialogues and windows come from ``speechbrain_dpm.training_data``.
 
 Evaluation is per dialogue, utterances in order, through a strategy of
-``speechbrain_dpm.context`` (utterance / one_pass / sliding / dpm). Under DDP
-each rank labels a shard of the dialogues and rank 0 gathers them.
+``speechbrain_dpm.context`` (utterance / one_pass / sliding / dpm): the
+``label_dialogues`` and ``evaluate_strategies`` methods of
+``speechbrain_dpm.evaluation.DialogueEvaluation``.
 
 Authors
  * speechbrain_dpm developers 2026
 """
-
-import dataclasses
-import json
-import os
 
 import speechbrain as sb
 import torch
@@ -28,21 +26,10 @@ from speechbrain.utils.checkpoints import (
 )
 from speechbrain.utils.logger import get_logger
 
-from speechbrain_dpm.context import build_strategy
-from speechbrain_dpm.dpm_strategy import summarize_diagnostics
-from speechbrain_dpm.metrics import (
-    accuracy_by_position,
-    classification_metrics,
-    write_results,
-)
-from speechbrain_dpm.sequence import (
-    collate_windows,
-    group_dialogues,
-    make_utterance,
-    pack_dialogue,
-    speaker_slots,
-    with_emotion,
-)
+from speechbrain_dpm.evaluation import DialogueEvaluation
+from speechbrain_dpm.metrics import classification_metrics
+from speechbrain_dpm.sequence import collate_windows
+from speechbrain_dpm.training_data import WindowDataset, balanced_class_weights
 
 logger = get_logger(__name__)
 
@@ -105,181 +92,7 @@ def return_freed_memory(device):
         return False
 
 
-def load_dialogues(manifest, emotions, space, with_feats=True):
-    """Loads a units manifest as dialogues of ``Utterance``.
-
-    Arguments
-    ---------
-    manifest : str or dict
-        Manifest (path or dict) whose entries have a ``units`` cache path
-        (see ``speechbrain_dpm.units.extract_units``) and an ``emo`` label.
-    emotions : list of str
-        Class names; the label index is the position in this list.
-    space : speechbrain_dpm.sequence.TokenSpace
-        The token space.
-    with_feats : bool
-        Keep the continuous features (for ``units+continuous``).
-
-    Returns
-    -------
-    list of (str, list of Utterance)
-        (dialogue id, utterances in turn order).
-
-    Raises
-    ------
-    ValueError
-        If an utterance's label is not one of ``emotions``, or an entry has
-        no ``units``; the message names the utterance.
-    """
-    index = {name: i for i, name in enumerate(emotions)}
-    dialogues = []
-    for dia_id, turns in group_dialogues(manifest).items():
-        utts = []
-        slots = [None] * len(turns)
-        if space.n_speakers:
-            speakers = [entry.get("speaker", "") for _, entry in turns]
-            slots = speaker_slots(speakers, space.n_speakers)
-        for (utt_id, entry), slot in zip(turns, slots):
-            if entry.get("emo") not in index:
-                raise ValueError(
-                    f"utterance {utt_id}: label {entry.get('emo')!r} is not "
-                    f"one of {emotions}"
-                )
-            if "units" not in entry:
-                raise ValueError(
-                    f"utterance {utt_id} has no 'units' entry: run the units "
-                    "stage (speechbrain_dpm.units.extract_units) first"
-                )
-            cached = torch.load(entry["units"], map_location="cpu")
-            feats = cached["feats"] if with_feats else None
-            utts.append(
-                make_utterance(
-                    cached["units"],
-                    feats,
-                    space,
-                    label=index[entry["emo"]],
-                    utt_id=utt_id,
-                    speaker=entry.get("speaker", ""),
-                    speaker_slot=slot,
-                )
-            )
-        dialogues.append((dia_id, utts))
-    return dialogues
-
-
-def balanced_class_weights(labels, n_classes):
-    """Class weights n / (C · n_c) of the labels (scikit-learn's
-    ``balanced``); a class absent from ``labels`` gets weight 0.
-
-    Arguments
-    ---------
-    labels : list of int
-        Class indices.
-    n_classes : int
-        Number of classes C.
-
-    Returns
-    -------
-    torch.Tensor
-        [C] weights (mean 1 over the classes present, when all are).
-
-    Example
-    -------
-    >>> [round(w, 3) for w in balanced_class_weights([0, 0, 0, 1], 2).tolist()]
-    [0.667, 2.0]
-    """
-    counts = torch.bincount(
-        torch.tensor(labels, dtype=torch.long), minlength=n_classes
-    )
-    counts = counts[:n_classes].float()
-    present = counts > 0
-    weights = torch.zeros(n_classes)
-    weights[present] = counts.sum() / (int(present.sum()) * counts[present])
-    return weights
-
-
-class WindowDataset(torch.utils.data.Dataset):
-    """Training windows: dialogues packed into windows of whole utterances.
-
-    Arguments
-    ---------
-    dialogues : list of (str, list of Utterance)
-        From ``load_dialogues``.
-    n_ctx : int
-        Maximum tokens per window (0: one utterance per window, the
-        classifier's training).
-    utterance_windows : bool
-        With ``n_ctx > 0``, also one window per utterance alone: the model
-        learns to read an utterance with and without its context.
-    feedback_space : speechbrain_dpm.sequence.TokenSpace, optional
-        For a model with emotion feedback: each utterance is followed by
-        its gold emotion token (see ``sequence.with_emotion``).
-    feedback_noise : float
-        Share of the fed-back tokens replaced, each time a window is drawn,
-        by a uniformly random class: at evaluation the fed-back tokens are
-        the model's own, imperfect predictions, so it must not learn to
-        trust them blindly.
-
-    Example
-    -------
-    >>> from speechbrain_dpm.sequence import TokenSpace
-    >>> space = TokenSpace(8, 4)
-    >>> utt = make_utterance(torch.tensor([1, 2]), None, space, 0)
-    >>> len(WindowDataset([("d", [utt] * 4)], n_ctx=6))
-    2
-    >>> len(WindowDataset([("d", [utt] * 4)], 6, utterance_windows=True))
-    6
-    >>> data = WindowDataset([("d", [utt] * 2)], 8, feedback_space=space)
-    >>> data[0].tokens.tolist(), data[0].emo_positions
-    ([1, 2, 8, 9, 1, 2, 8, 9], [2, 6])
-    """
-
-    def __init__(
-        self,
-        dialogues,
-        n_ctx,
-        utterance_windows=False,
-        feedback_space=None,
-        feedback_noise=0.0,
-    ):
-        if not 0.0 <= feedback_noise <= 1.0:
-            raise ValueError(
-                f"feedback_noise must be in [0, 1], got {feedback_noise}"
-            )
-        self.space = feedback_space
-        self.noise = feedback_noise
-        self.windows = []
-        for _, utts in dialogues:
-            if feedback_space is not None:
-                utts = [
-                    with_emotion(u, u.label, feedback_space)
-                    if u.label >= 0
-                    else u
-                    for u in utts
-                ]
-            if n_ctx > 0:
-                self.windows += pack_dialogue(utts, n_ctx)
-            if n_ctx <= 0 or utterance_windows:
-                self.windows += [pack_dialogue([u], len(u))[0] for u in utts]
-
-    def __len__(self):
-        return len(self.windows)
-
-    def __getitem__(self, index):
-        window = self.windows[index]
-        if self.space is None or not self.noise:
-            return window
-        # Fresh corruption per draw (torch's RNG: checkpointed, so a
-        # resumed run draws the same windows).
-        tokens = window.tokens.clone()
-        flip = self.space.is_emotion(tokens)
-        flip &= torch.rand(tokens.shape) < self.noise
-        random = torch.randint(self.space.n_emotions, tokens.shape)
-        tokens[flip] = self.space.emotion(0) + random[flip]
-        return dataclasses.replace(window, tokens=tokens)
-
-
-class DPMBrain(sb.Brain):
+class DPMBrain(DialogueEvaluation, sb.Brain):
     """Trains the emotion SLLM (fixed LoRA + new rows) and evaluates it per
     dialogue through context strategies.
 
@@ -538,173 +351,3 @@ class DPMBrain(sb.Brain):
             [r["pred"] for r in rows],
             list(self.hparams.emotions),
         )
-
-    def label_dialogues(
-        self, dialogues, strategy, progressbar=None, batch_size=1, **opts
-    ):
-        """Labels every utterance of every dialogue with a strategy.
-
-        The dialogues are read ``batch_size`` at a time side by side
-        (continuous batching, ``ContextStrategy.predict_dialogues``) in the
-        Brain's evaluation precision (``--eval_precision``) unless the
-        options name one. Under DDP each rank takes every world-size-th
-        dialogue and rank 0 receives all; the order of the result does not
-        depend on the number of ranks or the batch size.
-
-        Arguments
-        ---------
-        dialogues : list of (str, list of Utterance)
-            From ``load_dialogues``.
-        strategy : str
-            ``utterance``, ``one_pass``, ``sliding`` or ``dpm``.
-        progressbar : bool, optional
-            Show a progress bar (default: as the Brain's ``noprogressbar``).
-        batch_size : int
-            Conversations read at once.
-        **opts
-            Options of the strategy.
-
-        Returns
-        -------
-        list of dict
-            Per utterance: ``utt_id``, ``dialogue_id``, ``position``,
-            ``label``, ``pred``, ``probs``, and ``diagnostics`` (memory
-            records) when the strategy keeps them.
-        """
-        from tqdm import tqdm
-
-        self.modules.eval()
-        rank, world = 0, 1
-        if torch.distributed.is_initialized():
-            rank = torch.distributed.get_rank()
-            world = torch.distributed.get_world_size()
-        opts.setdefault("precision", self.eval_precision)
-        shard = list(enumerate(dialogues))[rank::world]
-        runner = build_strategy(strategy, self.sllm, **opts)
-        rows = []
-        show = not self.noprogressbar if progressbar is None else progressbar
-        with tqdm(
-            total=len(shard), desc=strategy, disable=not show or rank != 0
-        ) as bar:
-            runner.clear_records()
-            outs = runner.predict_dialogues(
-                [utts for _, (_, utts) in shard],
-                batch_size,
-                on_done=lambda index: bar.update(1),
-            )
-        records = iter(runner.records)
-        for (order, (dia_id, utts)), logits in zip(shard, outs):
-            probs = logits.softmax(-1)
-            for pos, (utt, p) in enumerate(zip(utts, probs)):
-                row = {
-                    "order": order,
-                    "utt_id": utt.utt_id,
-                    "dialogue_id": dia_id,
-                    "position": pos,
-                    "label": utt.label,
-                    "pred": int(p.argmax()),
-                    "probs": p.tolist(),
-                }
-                if runner.records:
-                    # the runner counts the dialogues of this rank only
-                    row["diagnostics"] = {
-                        **next(records),
-                        "dialogue": order + 1,
-                    }
-                rows.append(row)
-        if world > 1:
-            gathered = [None] * world
-            torch.distributed.all_gather_object(gathered, rows)
-            rows = [row for part in gathered for row in part]
-        rows.sort(key=lambda r: (r["order"], r["position"]))
-        return rows
-
-    def evaluate_strategies(
-        self,
-        dialogues,
-        strategies,
-        out_dir,
-        max_key="UA",
-        title="test",
-        batch_size=1,
-    ):
-        """Evaluates the best checkpoint with several context strategies.
-
-        Arguments
-        ---------
-        dialogues : list of (str, list of Utterance)
-            From ``load_dialogues``.
-        strategies : dict
-            Name (a row of the table) → options; the option ``strategy``
-            names the strategy if it differs from the row name.
-        out_dir : str
-            Where results (JSON, CSV, Markdown, PNG, predictions) go.
-        max_key : str
-            Checkpoint selection key.
-        title : str
-            File-name prefix.
-        batch_size : int
-            Dialogues read side by side (see ``label_dialogues``).
-
-        Returns
-        -------
-        dict
-            Row name → metrics (on rank 0; empty on other ranks).
-        """
-        if self.checkpointer is not None:
-            self.checkpointer.recover_if_possible(max_key=max_key)
-        labels = list(self.hparams.emotions)
-        results = {}
-        for name, opts in strategies.items():
-            opts = dict(opts or {})
-            strategy = opts.pop("strategy", name)
-            rows = self.label_dialogues(
-                dialogues, strategy, batch_size=batch_size, **opts
-            )
-            if not sb.utils.distributed.if_main_process():
-                continue
-            y_true = [r["label"] for r in rows]
-            y_pred = [r["pred"] for r in rows]
-            metrics = classification_metrics(y_true, y_pred, labels)
-            metrics["by_position"] = accuracy_by_position(
-                y_true, y_pred, [r["position"] for r in rows]
-            )
-            diag = [r for r in rows if "diagnostics" in r]
-            if diag:
-                metrics["diagnostics"] = summarize_diagnostics(
-                    [r["diagnostics"] for r in diag], [r["label"] for r in diag]
-                )
-            results[name] = metrics
-            os.makedirs(out_dir, exist_ok=True)
-            path = os.path.join(out_dir, f"{title}_predictions_{name}.jsonl")
-            with open(path, "w", encoding="utf-8") as f:
-                for row in rows:
-                    f.write(json.dumps(row) + "\n")
-            logger.info(
-                "%s %s: WA %.2f UA %.2f WF1 %.2f (n=%d)",
-                title,
-                name,
-                metrics["WA"],
-                metrics["UA"],
-                metrics["WF1"],
-                metrics["n"],
-            )
-        if results:
-            write_results(results, out_dir, labels, title=title)
-        # log_stats is @main_process_only, i.e. a collective (it ends in
-        # ddp_broadcast): every rank must call it, not only rank 0.
-        train_logger = self.hparams.train_logger
-        if train_logger is not None:
-            for name in strategies:
-                m = results.get(name, {})
-                stats = {
-                    k: round(m[k], 2)
-                    for k in ("WA", "UA", "WF1", "macro_F1")
-                    if k in m
-                }
-                # The logger knows train/valid/test: name the split read.
-                split = "valid_stats" if title == "valid" else "test_stats"
-                train_logger.log_stats(
-                    stats_meta={"strategy": name}, **{split: stats}
-                )
-        return results

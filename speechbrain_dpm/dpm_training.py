@@ -152,7 +152,7 @@ class DialogueRunDataset(torch.utils.data.Dataset):
     Arguments
     ---------
     dialogues : list of (str, list of Utterance)
-        From ``speechbrain_dpm.brain.load_dialogues``.
+        From ``speechbrain_dpm.training_data.load_dialogues``.
     inner_utts : int
         Utterances written before the read (inner loop).
     outer_utts : int

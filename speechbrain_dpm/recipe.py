@@ -15,11 +15,12 @@ import torch
 from speechbrain.utils.distributed import if_main_process, run_on_main
 from speechbrain.utils.logger import get_logger
 
-from speechbrain_dpm.brain import DPMBrain, load_dialogues
+from speechbrain_dpm.brain import DPMBrain
 from speechbrain_dpm.dpm_training import DPMAwareBrain
 from speechbrain_dpm.export import export_model_folder
 from speechbrain_dpm.llm import check_window, disable_checkpointing
 from speechbrain_dpm.metrics import results_table, write_results
+from speechbrain_dpm.training_data import load_dialogues
 from speechbrain_dpm.units import extract_units, units_manifest_path
 
 logger = get_logger(__name__)

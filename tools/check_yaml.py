@@ -32,7 +32,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 #: The package's modules that read a recipe's hparams (besides train.py).
 HPARAM_READERS = [
     REPO / "speechbrain_dpm" / name
-    for name in ("recipe.py", "brain.py", "dpm_training.py")
+    for name in ("recipe.py", "brain.py", "evaluation.py", "dpm_training.py")
 ]
 
 

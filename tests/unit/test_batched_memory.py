@@ -269,4 +269,6 @@ def test_inference_never_imports_training():
     ).stdout
     assert "speechbrain_dpm.dpm_strategy" in out
     assert "speechbrain_dpm.brain" not in out
+    assert "speechbrain_dpm.evaluation" not in out
+    assert "speechbrain_dpm.training_data" not in out
     assert "speechbrain_dpm.dpm_training" not in out

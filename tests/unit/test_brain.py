@@ -6,9 +6,10 @@ import pytest
 import speechbrain as sb
 import torch
 
-from speechbrain_dpm.brain import DPMBrain, load_dialogues
+from speechbrain_dpm.brain import DPMBrain
 from speechbrain_dpm.sllm import EmotionSLLM
 from speechbrain_dpm.testing import tiny_llm
+from speechbrain_dpm.training_data import load_dialogues
 
 K, D = 16, 8
 EMOTIONS = ["neu", "hap", "sad", "ang"]

@@ -8,7 +8,6 @@ import pytest
 import speechbrain as sb
 import torch
 
-from speechbrain_dpm.brain import load_dialogues
 from speechbrain_dpm.context import build_strategy
 from speechbrain_dpm.dpm_training import (
     DialogueRunDataset,
@@ -21,6 +20,7 @@ from speechbrain_dpm.sequence import context_window, make_utterance
 from speechbrain_dpm.settings import DPMAwareOptions
 from speechbrain_dpm.sllm import EmotionSLLM
 from speechbrain_dpm.testing import tiny_llm
+from speechbrain_dpm.training_data import load_dialogues
 
 K, D = 16, 8
 EMOTIONS = ["neu", "hap", "sad", "ang"]
