@@ -72,21 +72,9 @@ class LoRAMemory(LoRASlots):
 
     Arguments
     ---------
-    sllm : speechbrain_dpm.sllm.EmotionSLLM
-        The model; its own parameters are never modified.
-    slots : int
-        Conversations held at once (grows when ``acquire`` needs more).
-    rank : int
-        Rank of the temporary LoRA.
-    alpha : float
-        LoRA alpha (scale = alpha / rank).
-    target_modules : str or list of str
-        Where it sits (``parse_placement``): ``all-linear``, ``attention``,
-        ``mlp``, ``lower-<k>``, ``input-proj``, ``+``-joined, or leaf names.
-    layers : list of int, optional
-        Only these decoder layers.
-    input_proj : bool
-        Also adapt the audio input projection (``sllm.feat_proj``).
+    sllm, slots, rank, alpha, target_modules, layers, input_proj, seed
+        The model and where and how the factors sit: see
+        ``speechbrain_dpm.memory_slots.LoRASlots``.
     shield : bool
         Shielded read: the memory acts only on the positions before the
         current utterance (``read(..., current_lens=...)``).
@@ -99,8 +87,6 @@ class LoRAMemory(LoRASlots):
         Gradient steps per written window.
     weight_decay : float
         Weight decay of the optimizer.
-    seed : int
-        Seed of the initialisation of A (the same for every slot).
     read_order : str
         ``after_write`` (paper): the utterance is read once the memory has
         been written with it. ``before_write``: the read-out only reflects
