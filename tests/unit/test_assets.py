@@ -1,4 +1,4 @@
-"""Fast tests of speechbrain_dpm.assets (no real weights).
+"""Fast tests of the speechbrain_dpm.assets package (no real weights).
 
 A tiny random Whisper is written in CTranslate2 format by a small writer
 below (the inverse of the converter's mapping), then read and converted back.
@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from speechbrain_dpm import assets
+from speechbrain_dpm.assets import cache, registry
 
 # ---------------------------------------------------------------------------
 # A minimal CTranslate2 model.bin writer (format version 6)
@@ -362,7 +363,7 @@ def fake_cache(tmp_path, monkeypatch):
         return {"source": "fake"}
 
     builders = dict.fromkeys(assets.KNOWN_ASSETS, builder)
-    monkeypatch.setattr(assets, "_BUILDERS", builders)
+    monkeypatch.setattr(registry, "BUILDERS", builders)
     return tmp_path / "cache", calls
 
 
@@ -379,14 +380,14 @@ def test_build_is_idempotent(fake_cache):
     folder = assets.build("whisper-tiny.en")
     assert folder == root / "whisper-tiny.en"
     assert (folder / "config.json").exists()
-    marker = json.loads((folder / assets._MARKER).read_text())
+    marker = json.loads((folder / cache._MARKER).read_text())
     assert marker["key"] == "whisper-tiny.en" and marker["source"] == "fake"
-    mtime = (folder / assets._MARKER).stat().st_mtime_ns
+    mtime = (folder / cache._MARKER).stat().st_mtime_ns
     start = time.perf_counter()
     assert assets.build("whisper-tiny.en") == folder
     assert time.perf_counter() - start < 0.1
     assert len(calls) == 1
-    assert (folder / assets._MARKER).stat().st_mtime_ns == mtime
+    assert (folder / cache._MARKER).stat().st_mtime_ns == mtime
     # force rebuilds in place, leaving no temporary folder.
     assets.build("whisper-tiny.en", force=True)
     assert len(calls) == 2
@@ -410,14 +411,14 @@ def test_interrupted_build_leaves_nothing_and_recovers(fake_cache):
         (out_dir / "part").write_text("x")
         raise KeyboardInterrupt
 
-    assets._BUILDERS["smollm2-135m"] = failing
+    registry.BUILDERS["smollm2-135m"] = failing
     with pytest.raises(KeyboardInterrupt):
         assets.build("smollm2-135m")
     assert not (root / "smollm2-135m").exists()
     assert not list(root.glob(".smollm2-135m.tmp-*"))
 
     folder = assets.build("whisper-tiny.en")
-    assert assets._is_complete(folder)
+    assert cache._is_complete(folder)
     assert not (folder / "junk").exists()
     assert not stale.exists()
     assert len(calls) == 1
@@ -446,9 +447,9 @@ def test_concurrent_builds_run_once(fake_cache):
 def test_outdated_marker_triggers_rebuild(fake_cache):
     root, calls = fake_cache
     folder = assets.build("smollm2-135m")
-    info = json.loads((folder / assets._MARKER).read_text())
+    info = json.loads((folder / cache._MARKER).read_text())
     info["format_version"] = -1
-    (folder / assets._MARKER).write_text(json.dumps(info))
+    (folder / cache._MARKER).write_text(json.dumps(info))
     assets.build("smollm2-135m")
     assert len(calls) == 2
 
