@@ -12,7 +12,7 @@ from pathlib import Path
 
 
 class AssetError(RuntimeError):
-    """An asset cannot be built (missing package, unsupported file, ...).
+    """An asset cannot be built (a missing package, an unsupported file).
 
     Example
     -------
