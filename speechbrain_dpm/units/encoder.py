@@ -39,7 +39,7 @@ def _resolve_source(source):
         # SpeechBrain needs an absolute local dir (a relative one can be
         # joined twice with the source path).
         return os.path.abspath(source)
-    # Imported lazily: assets.py may be written after this module.
+    # Imported lazily: only a source named by asset key needs the cache.
     from speechbrain_dpm.assets import resolve_model
 
     path = resolve_model(source)
