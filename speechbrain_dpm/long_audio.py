@@ -220,7 +220,9 @@ def classify_long_audio(
     Arguments
     ---------
     recognizer : speechbrain_dpm.recognizer.DPMEmotionRecognizer
-        The model (its VAD, encoder and context strategy).
+        The model (its VAD, encoder and context strategy); this function
+        is also the recognizer's method ``classify_long_audio``, where it
+        is ``self``.
     path : str or path-like, or list of them
         The recording(s) (any rate, mono or multi-channel).
     csv_path : str or list of str, optional

@@ -585,35 +585,5 @@ class DPMEmotionRecognizer(Pretrained):
             self._vad_cache["model"] = load_silero_vad()
         return speech_segments(wav, self._vad_cache["model"], *vad)
 
-    def classify_long_audio(
-        self,
-        path,
-        csv_path=None,
-        min_speech=0.5,
-        max_segment=20.0,
-        min_silence=0.3,
-        vad_threshold=0.5,
-        progressbar=False,
-        batch_size=None,
-        on_error="raise",
-    ):
-        """Emotions along long recordings, each read as one conversation.
-
-        silero-vad's speech segments of each recording are labelled in
-        order through the configured strategy, recordings side by side
-        with a memory each. The arguments, results and errors are those of
-        :func:`speechbrain_dpm.long_audio.classify_long_audio` (without
-        ``recognizer``).
-        """
-        return classify_long_audio(
-            self,
-            path,
-            csv_path,
-            min_speech,
-            max_segment,
-            min_silence,
-            vad_threshold,
-            progressbar,
-            batch_size,
-            on_error,
-        )
+    # The method is the function itself: ``self`` is its ``recognizer``.
+    classify_long_audio = classify_long_audio
