@@ -406,11 +406,9 @@ class DPMBrain(sb.Brain):
 
         In a packed window without emotion feedback, the token after an
         utterance's ``<audio_end>`` is the next utterance's first unit, so
-        the read position would also be asked to predict it: a target
-        nearly the same for every turn (the onset), which pulls every
-        read's hidden state towards one point and leaves the emotion
-        read-out nothing to separate. In the paper's layout the emotion
-        token sits there instead, and no read predicts audio.
+        the read position would also be asked to predict it. In the
+        paper's layout the emotion token sits there instead, and no read
+        predicts audio (``audio_loss_at_reads: False`` keeps it so).
 
         Arguments
         ---------
