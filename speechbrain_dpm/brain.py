@@ -99,8 +99,9 @@ class DPMBrain(DialogueEvaluation, sb.Brain):
     Expected ``modules``: ``sllm`` (an ``EmotionSLLM``). Expected hparams:
     ``audio_loss_weight``, ``emotion_loss_weight``, ``emotion_class_weights``,
     ``emotions``, ``n_ctx``, ``utterance_windows``, ``train_logger`` (or
-    None); with emotion feedback also ``feedback_source``,
-    ``feedback_noise``, ``n_r`` and ``n_limit`` (the validation read).
+    None); with an audio loss also ``audio_loss_at_reads``; with emotion
+    feedback also ``feedback_source``, ``feedback_noise``, ``n_r`` and
+    ``n_limit`` (the validation read).
     """
 
     @property
@@ -192,6 +193,10 @@ class DPMBrain(DialogueEvaluation, sb.Brain):
         steps = torch.arange(hidden.shape[1], device=self.device)
         in_window = steps[None] < batch["lengths"][:, None]
         targets = batch["audio_targets"] & in_window
+        if self.hparams.audio_loss_weight and not (
+            self.hparams.audio_loss_at_reads
+        ):
+            targets = self.without_read_targets(targets, batch)
         l_audio = self.sllm.audio_loss(audio_hidden, batch["tokens"], targets)
         l_emo = self.sllm.emotion_loss(
             hidden,
@@ -211,6 +216,45 @@ class DPMBrain(DialogueEvaluation, sb.Brain):
             self.valid_true += batch["labels"][batch["labels"] >= 0].tolist()
             self.valid_pred += logits.argmax(-1).tolist()
         return loss
+
+    @staticmethod
+    def without_read_targets(targets, batch):
+        """The audio targets less the token right after each emotion read.
+
+        In a packed window without emotion feedback, the token after an
+        utterance's ``<audio_end>`` is the next utterance's first unit, so
+        the read position would also be asked to predict it. In the
+        paper's layout the emotion token sits there instead, and no read
+        predicts audio (``audio_loss_at_reads: False`` keeps it so).
+
+        Arguments
+        ---------
+        targets : torch.BoolTensor
+            [B, T] audio targets of the batch.
+        batch : dict
+            From ``collate_windows`` (``emo_positions``, ``labels``).
+
+        Returns
+        -------
+        torch.BoolTensor
+            [B, T] a copy without the targets at read position + 1.
+
+        Example
+        -------
+        >>> targets = torch.ones(1, 6, dtype=torch.bool)
+        >>> batch = {"emo_positions": torch.tensor([[2, 5]]),
+        ...          "labels": torch.tensor([[0, 1]])}
+        >>> DPMBrain.without_read_targets(targets, batch).int().tolist()
+        [[1, 1, 1, 0, 1, 1]]
+        """
+        keep = batch["labels"] >= 0
+        rows = torch.arange(keep.shape[0], device=targets.device)
+        rows = rows[:, None].expand_as(keep)[keep]
+        after = batch["emo_positions"][keep].to(targets.device) + 1
+        inside = after < targets.shape[1]
+        targets = targets.clone()
+        targets[rows[inside], after[inside]] = False
+        return targets
 
     def labelled_reads(self, hidden, batch):
         """Rows, positions and emotion logits of a batch's labelled reads

@@ -36,6 +36,7 @@ def make_brain(
     hparams = {
         "audio_loss_weight": 0.5,
         "emotion_loss_weight": 0.5,
+        "audio_loss_at_reads": True,
         "emotion_class_weights": None,
         "emotions": EMOTIONS,
         "n_ctx": 24,
@@ -325,3 +326,42 @@ def test_feedback_source_is_checked(tmp_path, data):
     brain.hparams.feedback_source = "oracle"
     with pytest.raises(ValueError, match="feedback_source"):
         brain.make_window_loader(data, sb.Stage.TRAIN)
+
+
+def test_reads_predict_no_audio_unless_asked(tmp_path, data):
+    """audio_loss_at_reads: False drops, from the audio loss, the next
+    turn's first unit that each read position would predict; True keeps it
+    (the unit after the window's last read, if any, is dropped too)."""
+    from speechbrain_dpm.brain import WindowDataset
+    from speechbrain_dpm.sequence import collate_windows
+
+    brain, sllm = make_brain(tmp_path / "s", 1, lora_dropout=0.0)
+    sllm.eval()
+    batch = collate_windows(list(WindowDataset(data, 24))[:2])
+    with torch.no_grad():
+        # rows of zeros give every target the same loss: make them differ
+        sllm.token_out.normal_()
+        preds = brain.compute_forward(batch, sb.Stage.VALID)
+        losses = {}
+        for keep in (True, False):
+            brain.hparams.audio_loss_at_reads = keep
+            brain.on_stage_start(sb.Stage.VALID)
+            brain.compute_objectives(preds, batch, sb.Stage.VALID)
+            losses[keep] = brain.loss_parts["audio"]
+    steps = torch.arange(batch["tokens"].shape[1])
+    targets = batch["audio_targets"] & (steps < batch["lengths"][:, None])
+    masked = DPMBrain.without_read_targets(targets, batch)
+    dropped = (targets & ~masked).nonzero().tolist()
+    reads = [
+        [row, pos + 1]
+        for row in range(2)
+        for pos, label in zip(
+            batch["emo_positions"][row].tolist(),
+            batch["labels"][row].tolist(),
+        )
+        if label >= 0 and pos + 1 < batch["lengths"][row]
+    ]
+    assert dropped == reads and reads
+    want = sllm.audio_loss(preds[1], batch["tokens"], masked).item()
+    assert losses[False] == pytest.approx(want)
+    assert losses[True] != pytest.approx(want)

@@ -60,6 +60,7 @@ def make_brain(save_dir=None, sllm=None, **hparams):
     hp = {
         "audio_loss_weight": 0.5,
         "emotion_loss_weight": 0.5,
+        "audio_loss_at_reads": True,
         "emotion_class_weights": None,
         "emotions": EMOTIONS,
         "n_ctx": 24,
