@@ -88,6 +88,7 @@ def load_llm(
     2
     """
     from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
 
     from speechbrain_dpm.assets import resolve_model
 
@@ -103,9 +104,17 @@ def load_llm(
         config.num_hidden_layers = num_layers
         if getattr(config, "layer_types", None):
             config.layer_types = config.layer_types[:num_layers]
-    llm = AutoModelForCausalLM.from_pretrained(
-        path, config=config, dtype=resolve_dtype(dtype)
-    )
+    verbosity = hf_logging.get_verbosity()
+    if num_layers is not None:
+        # The dropped blocks' weights are "unexpected" to the cut model, and
+        # transformers would print every one of them as a warning.
+        hf_logging.set_verbosity_error()
+    try:
+        llm = AutoModelForCausalLM.from_pretrained(
+            path, config=config, dtype=resolve_dtype(dtype)
+        )
+    finally:
+        hf_logging.set_verbosity(verbosity)
     if gradient_checkpointing:
         enable_checkpointing(llm)
     return llm.eval()
