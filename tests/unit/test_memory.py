@@ -188,6 +188,8 @@ def test_bounded_context_splits_long_utterances(monkeypatch):
     )
 
 
+# A soak test (1000 turns, about 10 s): the integration tier runs it.
+@pytest.mark.integration
 def test_thousand_utterances_flat_memory():
     import psutil
 
