@@ -224,7 +224,7 @@ def tiny_dialogue(n_turns=4):
 
 
 def write_dialogue_wavs(folder, n_turns=4):
-    """Writes :func:`tiny_dialogue` as ``turn0.wav``, ``turn1.wav``, ...
+    """Writes :func:`tiny_dialogue` as numbered files, ``turn0.wav`` onwards.
 
     Arguments
     ---------
