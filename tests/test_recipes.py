@@ -327,6 +327,105 @@ def read_stdout(folder):
 # -- tests ---------------------------------------------------------------
 
 
+# The follow-up tests come first: each starts one more run of its own,
+# which then overlaps the rows' runs still in flight (the tier is
+# CPU-bound on 2 cores; last, they ran one at a time on an idle core).
+def test_stopped_run_resumes(tmp_path_factory, tmp_path):
+    """A run stopped after epoch 1 resumes there: asked for 2 epochs, it
+    recovers the checkpoint and runs epoch 2 only."""
+    row = ROWS_BY_ID["IEMOCAP_context"]
+    first = recipe_run(tmp_path_factory, row["id"])
+    assert first["rc"] == 0, "the first run failed (see test_recipe_row)"
+    out = copy_run(first["folder"], tmp_path / "out")
+    data = corpus(tmp_path_factory, row["Dataset"])
+    args = recipe_args(
+        row,
+        data,
+        out,
+        tiny_models(tmp_path_factory),
+        extra=["--number_of_epochs=2"],
+    )
+    run = run_logged([sys.executable, *args], tmp_path / "stdout.txt")
+    assert run["rc"] == 0, describe(run)
+    assert "Going into epoch 2" in run["output"]
+    assert "Going into epoch 1" not in run["output"]
+    assert "Loading a checkpoint" in run["output"]
+    log = (out / "train_log.txt").read_text()
+    assert len(re.findall(r"^epoch: 1 -", log, re.M)) == 1
+    assert len(re.findall(r"^epoch: 2 -", log, re.M)) == 1
+    assert (out / "results" / "test.json").exists()
+    assert len(list((out / "save").glob("CKPT+*"))) >= 1
+
+
+def test_init_from_starts_from_another_runs_tensors(tmp_path_factory, tmp_path):
+    """``--init_from`` loads another run's trained tensors into a fresh run
+    (with 0 epochs, the exported model is exactly those tensors), and the
+    output folder's own checkpoints are not involved. Rows set to ``false``
+    in ``--test_strategies`` are not evaluated."""
+    row = ROWS_BY_ID["IEMOCAP_dpm"]
+    first = recipe_run(tmp_path_factory, row["id"])
+    assert first["rc"] == 0, "the first run failed (see test_recipe_row)"
+    init = Path(first["folder"]) / "model" / "sllm.ckpt"
+    out = tmp_path / "out"
+    args = recipe_args(
+        row,
+        corpus(tmp_path_factory, row["Dataset"]),
+        out,
+        tiny_models(tmp_path_factory),
+        extra=[
+            "--number_of_epochs=0",
+            f"--init_from={init}",
+            "--test_strategies={one_pass: false, sliding: false, dpm: false}",
+        ],
+    )
+    run = run_logged([sys.executable, *args], tmp_path / "stdout.txt")
+    assert run["rc"] == 0, describe(run)
+    assert "Initialised the SLLM from" in run["output"]
+    got = torch.load(out / "model" / "sllm.ckpt")
+    want = torch.load(init)
+    assert got.keys() == want.keys()
+    assert all(torch.equal(got[k], want[k]) for k in want)
+    evaluated = sorted(p.name for p in (out / "results").glob("*.jsonl"))
+    assert evaluated == ["test_predictions_utterance.jsonl"]
+
+
+def test_two_stage_run_resumes_in_its_stage(tmp_path_factory, tmp_path):
+    """A two-stage run (``dpm_feedback.yaml``) stopped after stage 1
+    resumes in stage 2: stage 1 is not trained again, stage 2 starts from
+    stage 1's tensors and trains; the exported row is the best on valid,
+    with the reason written next to the model."""
+    row = ROWS_BY_ID["IEMOCAP_dpm_feedback"]
+    first = recipe_run(tmp_path_factory, row["id"])
+    assert first["rc"] == 0, "the first run failed (see test_recipe_row)"
+    out = copy_run(first["folder"], tmp_path / "out")
+    # as if stopped right after stage 1: stage 2 has no checkpoint yet
+    for ckpt in (out / "save").glob("CKPT+*"):
+        shutil.rmtree(ckpt)
+    (out / "train_log.txt").unlink()
+    args = recipe_args(
+        row,
+        corpus(tmp_path_factory, "IEMOCAP"),
+        out,
+        tiny_models(tmp_path_factory),
+    )
+    run = run_logged([sys.executable, *args], tmp_path / "stdout.txt")
+    assert run["rc"] == 0, describe(run)
+    stage1 = (out / "train_log_classifier.txt").read_text()
+    assert len(re.findall(r"^epoch: 1 -", stage1, re.M)) == 1
+    stage2 = (out / "train_log.txt").read_text()
+    assert len(re.findall(r"^epoch: 1 -", stage2, re.M)) == 1
+    assert list((out / "save").glob("CKPT+*"))
+    valid = json.loads((out / "results" / "valid.json").read_text())
+    test = json.loads((out / "results" / "test.json").read_text())
+    assert list(test)[0] == "classifier" and "dpm" in test
+    best = max(valid, key=lambda name: valid[name]["UA"])
+    reason = (out / "model" / "EXPORT_REASON.txt").read_text()
+    assert f"best_on_valid chose {best}" in reason
+    exported = (out / "model" / "hyperparams.yaml").read_text()
+    want = "utterance" if best == "classifier" else best
+    assert re.search(rf"^strategy: {want}\b", exported, re.M), exported
+
+
 @pytest.mark.parametrize("row_id", sorted(ROWS_BY_ID))
 def test_recipe_row(row_id, tmp_path_factory):
     """The row's recipe runs for one epoch and writes its checked files."""
@@ -483,99 +582,3 @@ def test_every_key_the_code_reads_is_declared():
                 incomplete[f"{name}: {block}"] = sorted(set(keys) ^ wanted)
     assert not missing, f"keys read by the code, not in the YAML: {missing}"
     assert not incomplete, f"typed blocks not in full: {incomplete}"
-
-
-def test_stopped_run_resumes(tmp_path_factory, tmp_path):
-    """A run stopped after epoch 1 resumes there: asked for 2 epochs, it
-    recovers the checkpoint and runs epoch 2 only."""
-    row = ROWS_BY_ID["IEMOCAP_context"]
-    first = recipe_run(tmp_path_factory, row["id"])
-    assert first["rc"] == 0, "the first run failed (see test_recipe_row)"
-    out = copy_run(first["folder"], tmp_path / "out")
-    data = corpus(tmp_path_factory, row["Dataset"])
-    args = recipe_args(
-        row,
-        data,
-        out,
-        tiny_models(tmp_path_factory),
-        extra=["--number_of_epochs=2"],
-    )
-    run = run_logged([sys.executable, *args], tmp_path / "stdout.txt")
-    assert run["rc"] == 0, describe(run)
-    assert "Going into epoch 2" in run["output"]
-    assert "Going into epoch 1" not in run["output"]
-    assert "Loading a checkpoint" in run["output"]
-    log = (out / "train_log.txt").read_text()
-    assert len(re.findall(r"^epoch: 1 -", log, re.M)) == 1
-    assert len(re.findall(r"^epoch: 2 -", log, re.M)) == 1
-    assert (out / "results" / "test.json").exists()
-    assert len(list((out / "save").glob("CKPT+*"))) >= 1
-
-
-def test_init_from_starts_from_another_runs_tensors(tmp_path_factory, tmp_path):
-    """``--init_from`` loads another run's trained tensors into a fresh run
-    (with 0 epochs, the exported model is exactly those tensors), and the
-    output folder's own checkpoints are not involved. Rows set to ``false``
-    in ``--test_strategies`` are not evaluated."""
-    row = ROWS_BY_ID["IEMOCAP_dpm"]
-    first = recipe_run(tmp_path_factory, row["id"])
-    assert first["rc"] == 0, "the first run failed (see test_recipe_row)"
-    init = Path(first["folder"]) / "model" / "sllm.ckpt"
-    out = tmp_path / "out"
-    args = recipe_args(
-        row,
-        corpus(tmp_path_factory, row["Dataset"]),
-        out,
-        tiny_models(tmp_path_factory),
-        extra=[
-            "--number_of_epochs=0",
-            f"--init_from={init}",
-            "--test_strategies={one_pass: false, sliding: false, dpm: false}",
-        ],
-    )
-    run = run_logged([sys.executable, *args], tmp_path / "stdout.txt")
-    assert run["rc"] == 0, describe(run)
-    assert "Initialised the SLLM from" in run["output"]
-    got = torch.load(out / "model" / "sllm.ckpt")
-    want = torch.load(init)
-    assert got.keys() == want.keys()
-    assert all(torch.equal(got[k], want[k]) for k in want)
-    evaluated = sorted(p.name for p in (out / "results").glob("*.jsonl"))
-    assert evaluated == ["test_predictions_utterance.jsonl"]
-
-
-def test_two_stage_run_resumes_in_its_stage(tmp_path_factory, tmp_path):
-    """A two-stage run (``dpm_feedback.yaml``) stopped after stage 1
-    resumes in stage 2: stage 1 is not trained again, stage 2 starts from
-    stage 1's tensors and trains; the exported row is the best on valid,
-    with the reason written next to the model."""
-    row = ROWS_BY_ID["IEMOCAP_dpm_feedback"]
-    first = recipe_run(tmp_path_factory, row["id"])
-    assert first["rc"] == 0, "the first run failed (see test_recipe_row)"
-    out = copy_run(first["folder"], tmp_path / "out")
-    # as if stopped right after stage 1: stage 2 has no checkpoint yet
-    for ckpt in (out / "save").glob("CKPT+*"):
-        shutil.rmtree(ckpt)
-    (out / "train_log.txt").unlink()
-    args = recipe_args(
-        row,
-        corpus(tmp_path_factory, "IEMOCAP"),
-        out,
-        tiny_models(tmp_path_factory),
-    )
-    run = run_logged([sys.executable, *args], tmp_path / "stdout.txt")
-    assert run["rc"] == 0, describe(run)
-    stage1 = (out / "train_log_classifier.txt").read_text()
-    assert len(re.findall(r"^epoch: 1 -", stage1, re.M)) == 1
-    stage2 = (out / "train_log.txt").read_text()
-    assert len(re.findall(r"^epoch: 1 -", stage2, re.M)) == 1
-    assert list((out / "save").glob("CKPT+*"))
-    valid = json.loads((out / "results" / "valid.json").read_text())
-    test = json.loads((out / "results" / "test.json").read_text())
-    assert list(test)[0] == "classifier" and "dpm" in test
-    best = max(valid, key=lambda name: valid[name]["UA"])
-    reason = (out / "model" / "EXPORT_REASON.txt").read_text()
-    assert f"best_on_valid chose {best}" in reason
-    exported = (out / "model" / "hyperparams.yaml").read_text()
-    want = "utterance" if best == "classifier" else best
-    assert re.search(rf"^strategy: {want}\b", exported, re.M), exported
