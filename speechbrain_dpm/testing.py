@@ -12,6 +12,9 @@ import os
 
 import torch
 
+# The tiny folder and the test signals use the pipeline's rate.
+from speechbrain_dpm.audio import SAMPLE_RATE
+
 
 def save_tiny_whisper(folder, d_model=64, layers=2, seed=0):
     """Saves a tiny randomly initialised Whisper (for tests and examples).
@@ -118,8 +121,6 @@ def tiny_llm(hidden_size=32, layers=2, heads=4, vocab_size=64, seed=0):
     return llm.eval()
 
 
-#: Sample rate of the tiny model folder and of the test signals.
-SAMPLE_RATE = 16000
 #: Classes of the tiny model folder, in the order of its emotion tokens.
 TINY_EMOTIONS = ["neu", "hap", "sad", "ang"]
 #: Codebook size of the tiny model folder.
