@@ -18,6 +18,8 @@ import os
 import torch
 from speechbrain.utils.logger import get_logger
 
+from speechbrain_dpm.settings import check_choice
+
 logger = get_logger(__name__)
 
 SAMPLE_RATE = 16000
@@ -294,8 +296,7 @@ def checked_turns(items, on_error):
     >>> turns[1]
     'utterance 1: the audio is silent (peak amplitude 0.0e+00)'
     """
-    if on_error not in ON_ERROR:
-        raise ValueError(f"on_error must be one of {ON_ERROR}")
+    check_choice("on_error", on_error, ON_ERROR)
     out = []
     for i, item in enumerate(items):
         try:

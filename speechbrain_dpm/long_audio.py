@@ -26,6 +26,7 @@ from speechbrain_dpm.audio import (
     check_waveform,
     read_audio_16k,
 )
+from speechbrain_dpm.settings import check_choice
 
 logger = get_logger(__name__)
 
@@ -261,8 +262,7 @@ def classify_long_audio(
         If it cannot be read, is empty or has NaN samples, or on bad
         arguments.
     """
-    if on_error not in ON_ERROR:
-        raise ValueError(f"on_error must be one of {ON_ERROR}")
+    check_choice("on_error", on_error, ON_ERROR)
     if max_segment <= 0 or min_speech < 0 or min_speech > max_segment:
         raise ValueError(
             "need 0 <= min_speech <= max_segment and max_segment > 0, "
