@@ -34,6 +34,7 @@ from speechbrain_dpm.sequence import (
     pack_dialogue,
     with_emotion,
 )
+from speechbrain_dpm.settings import check_choice
 
 # Autocast dtypes of SpeechBrain's --precision / --eval_precision values.
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -160,12 +161,8 @@ class ContextStrategy:
     def __init__(self, sllm, precision="fp32"):
         self.sllm = sllm
         self.precision = precision
-        self.dtype = PRECISIONS.get(precision)
-        if precision not in PRECISIONS:
-            raise ValueError(
-                f"precision must be one of {sorted(PRECISIONS)}, got "
-                f"{precision!r}"
-            )
+        check_choice("precision", precision, sorted(PRECISIONS))
+        self.dtype = PRECISIONS[precision]
         self.records = []
         self.n_dialogues = 0
         self._current = None

@@ -13,7 +13,7 @@ from typing import Optional, Union
 
 import torch
 
-from speechbrain_dpm.settings import DTYPE_NAMES
+from speechbrain_dpm.settings import DTYPE_NAMES, check_choice
 
 FIXED_ADAPTER = "fixed"
 ALL_LINEAR = (
@@ -40,10 +40,7 @@ def resolve_dtype(dtype):
     """
     if isinstance(dtype, torch.dtype):
         return dtype
-    if dtype not in DTYPES:
-        raise ValueError(
-            f"llm_dtype must be one of {sorted(DTYPES)}, got {dtype!r}"
-        )
+    check_choice("llm_dtype", dtype, sorted(DTYPES))
     return DTYPES[dtype]
 
 
